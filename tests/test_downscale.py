@@ -1,0 +1,732 @@
+"""Tests of xsstsr.downscale and the ``.sstsr`` accessor: results, laziness, chunking,
+schedulers, land, coordinates, units, extra dims, metadata and model resolution.
+
+The generators are made here (a small architecture, so that fields of a few dozen
+pixels can be split into chunks wider than the halo) or come from conftest.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import cloudpickle
+import dask
+import dask.array as dsa
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from conftest import DATA, sst_field
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import xsstsr
+from xsstsr.model import Model, init_model, new_metadata, register
+
+SMALL_ARCH = {"features": 8, "blocks": 1, "up_features": 4, "fill_iterations": 1}
+TOL = 1e-4  # K or degC: tiled vs whole-field inference
+
+
+def small_model(
+    upsample: int, pool: int = 1, *, window: int = 3, seed: int = 1, scale: float = 0.05
+) -> Model:
+    """A generator with a halo of ~10 pixels and a correction that is far from zero."""
+    meta = new_metadata(
+        name=f"small-x{upsample / pool:g}",
+        upsample=upsample,
+        pool=pool,
+        window=window,
+        inputs=["sst"],
+        mean=15.0,
+        std=8.0,
+        architecture=SMALL_ARCH,
+    )
+    state = init_model(meta, seed=seed).state
+    rng = np.random.default_rng(seed)
+    state["tail.weight"] = rng.normal(0, scale, state["tail.weight"].shape).astype("float32")
+    return Model(state, meta)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: torch's spinning threads crawl on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def m4() -> Model:
+    return small_model(4, 1)
+
+
+@pytest.fixture(scope="module")
+def m25() -> Model:
+    return small_model(5, 2)
+
+
+def run(obj, model, **kwargs):
+    kwargs.setdefault("device", "cpu")
+    return xsstsr.downscale(obj, model=model, **kwargs)
+
+
+def coarse_index(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """Index of the coarse cell whose extent holds each fine centre (edges go up)."""
+    step = coarse[1] - coarse[0]
+    edge = coarse[0] - step / 2
+    return np.floor((fine - edge) / step + 1e-9).astype(int)
+
+
+def expected_nan(coarse: xr.DataArray, fine: xr.DataArray) -> np.ndarray:
+    """NaN pattern on the fine grid implied by the coarse NaN cells (time, lat, lon)."""
+    iy = coarse_index(fine["lat"].values, coarse["lat"].values)
+    ix = coarse_index(fine["lon"].values, coarse["lon"].values)
+    return np.isnan(coarse.values)[..., iy, :][..., ix]
+
+
+def assert_close_nan(a, b, tol: float = TOL) -> None:
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    ok = ~np.isnan(a)
+    assert np.max(np.abs(a[ok] - b[ok])) <= tol
+
+
+# -- accessor and API ---------------------------------------------------------------------
+
+
+def test_accessor_registered_and_types(m4):
+    da = sst_field()
+    assert isinstance(da.sstsr, xsstsr.accessor.SSTSRAccessor)
+    assert isinstance(da.to_dataset().sstsr, xsstsr.accessor.SSTSRAccessor)
+
+    out = da.sstsr.downscale(model=m4, device="cpu")
+    assert isinstance(out, xr.DataArray)
+    assert out.name == "sst"
+    assert out.dims == ("time", "lat", "lon")
+    assert out.shape == (6, 96, 128)
+
+    ds = da.to_dataset()
+    ds["note"] = xr.DataArray(np.arange(6.0), dims="time")  # not on the grid: kept
+    out_ds = ds.sstsr.downscale(model=m4, device="cpu")
+    assert isinstance(out_ds, xr.Dataset)
+    assert set(out_ds.data_vars) == {"sst", "note"}
+    np.testing.assert_array_equal(out_ds["note"].values, np.arange(6.0))
+    assert out_ds["lat_bnds"].dims == ("lat", "bnds")
+    assert out_ds["lon_bnds"].dims == ("lon", "bnds")
+    assert out_ds["lat_bnds"].shape == (96, 2)
+    assert out_ds["lat"].attrs["bounds"] == "lat_bnds"
+    assert out_ds["lon"].attrs["bounds"] == "lon_bnds"
+    np.testing.assert_array_equal(out_ds["sst"].values, out.values)
+
+    by_function = xsstsr.downscale(da, model=m4, device="cpu")
+    by_accessor_factor = da.sstsr.downscale(4, model=m4, device="cpu")
+    for other in (by_function, by_accessor_factor):
+        xr.testing.assert_identical(out.drop_attrs(), other.drop_attrs())
+        a, b = dict(out.attrs), dict(other.attrs)
+        assert a.pop("history").split(": ", 1)[1] == b.pop("history").split(": ", 1)[1]
+        assert a == b
+
+
+def test_result_is_bicubic_plus_small_correction(m4):
+    """A sanity check of the numbers: the output's coarse means track the input."""
+    da = sst_field(land=False)
+    out = run(da, m4)
+    coarse_mean = out.coarsen(lat=4, lon=4).mean().values
+    assert np.nanmax(np.abs(coarse_mean - da.values)) < 1.0
+    assert np.all(np.isfinite(out.values))
+    # the correction branch is not zero: the output is not plain bicubic of the input
+    zero = small_model(4, 1, scale=0.0)
+    assert float(np.abs(run(da, zero) - out).max()) > 1e-3
+
+
+# -- laziness and chunks ----------------------------------------------------------------------
+
+
+def test_graph_building_computes_nothing(m4):
+    calls = {"get": 0, "blocks": 0}
+
+    def counting_get(dsk, keys, **kwargs):
+        calls["get"] += 1
+        return dask.get(dsk, keys, **kwargs)
+
+    def touch(block):
+        calls["blocks"] += 1
+        return block
+
+    da = sst_field()
+    data = dsa.from_array(da.values, chunks=(2, 12, 16)).map_blocks(
+        touch, dtype="float32", meta=np.empty((0, 0, 0), dtype="float32")
+    )
+    lazy = da.copy(data=data)
+    with dask.config.set(scheduler=counting_get):
+        out = run(lazy, m4)
+        out_ds = run(lazy.to_dataset(), m4)
+        assert calls == {"get": 0, "blocks": 0}
+        assert isinstance(out.data, dsa.Array)
+        assert isinstance(out_ds["sst"].data, dsa.Array)
+        values = out.values
+    assert calls["get"] >= 1
+    assert calls["blocks"] == 3 * 2 * 2  # each input block read exactly once
+    assert_close_nan(values, run(da, m4).values)
+
+
+def even(n: int) -> int:
+    return n + n % 2
+
+
+def boundaries(chunks) -> set[int]:
+    return {int(b) for b in np.cumsum(chunks)}
+
+
+@pytest.mark.parametrize("factor", [4, 2.5])
+def test_output_chunks(m4, m25, factor):
+    model = m4 if factor == 4 else m25
+    h, f = model.halo, model.factor
+    a, b = even(h), even(h + 4)
+    da = sst_field(ny=a + b, nx=2 * a + b)
+
+    def fine(*chunks):
+        return tuple(round(c * f) for c in chunks)
+
+    # chunks at least as wide as the halo are kept: lat/lon times the factor, time unchanged
+    cases = [
+        ({"time": 2, "lat": (a, b), "lon": (a, b, a)}, ((2, 2, 2), fine(a, b), fine(a, b, a))),
+        ({"time": (3, 3), "lat": -1, "lon": (b, 2 * a)}, ((3, 3), fine(a + b), fine(b, 2 * a))),
+        ({"time": (2, 4)}, ((2, 4), fine(a + b), fine(2 * a + b))),
+    ]
+    for chunks, expected in cases:
+        out = run(da.chunk(chunks), model)
+        assert out.chunks == expected
+        assert out.dtype == np.float32
+
+    # narrower chunks (and one-step time chunks, with a window of 3) are merged, never split
+    src = da.chunk(time=1, lat=3, lon=5)
+    out = run(src, model)
+    assert all(c >= model.window - 1 for c in out.chunks[0])
+    assert boundaries(out.chunks[0]) <= boundaries(src.chunks[0])
+    for axis in (1, 2):
+        coarse = [c / f for c in out.chunks[axis]]
+        assert all(c == int(c) and c >= h and int(c) % model.pool == 0 for c in coarse)
+        assert boundaries(coarse) <= boundaries(src.chunks[axis])
+        assert sum(coarse) == src.shape[axis]
+    assert_close_nan(out.values, run(da, model).values)
+
+
+def _cuts(n: int):
+    """Chunk sizes summing to n, any widths (1 included)."""
+    return st.sets(st.integers(1, n - 1), max_size=5).map(
+        lambda cuts: tuple(int(c) for c in np.diff([0, *sorted(cuts), n]))
+    )
+
+
+_REFERENCE: dict[float, tuple[xr.DataArray, np.ndarray]] = {}
+
+
+def _reference(model: Model) -> tuple[xr.DataArray, np.ndarray]:
+    """A field two to three halos wide, with a hole at one time, and its in-memory result."""
+    if model.factor not in _REFERENCE:
+        h = model.halo
+        da = sst_field(seed=3, ny=even(2 * h + 4), nx=even(3 * h + 2))
+        da[2, 10:12, 20:23] = np.nan
+        _REFERENCE[model.factor] = (da, run(da, model).values)
+    return _REFERENCE[model.factor]
+
+
+@pytest.mark.parametrize("factor", [4, 2.5])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data(), tile=st.sampled_from([None, 6, 8, 12]))
+def test_chunk_independence(m4, m25, factor, data, tile):
+    model = m4 if factor == 4 else m25
+    da, reference = _reference(model)
+    chunks = {
+        "time": data.draw(st.one_of(st.just((1,) * da.sizes["time"]), _cuts(da.sizes["time"]))),
+        "lat": data.draw(_cuts(da.sizes["lat"])),
+        "lon": data.draw(_cuts(da.sizes["lon"])),
+    }
+    out = run(da.chunk(chunks), model, tile_size=tile)
+    with dask.config.set(scheduler="synchronous"):
+        values = out.values
+    assert_close_nan(values, reference)
+
+
+# -- schedulers ----------------------------------------------------------------------------
+
+
+def test_threads_and_processes_schedulers(tmp_path, monkeypatch):
+    monkeypatch.setenv("XSSTSR_CACHE", str(tmp_path))
+    model = small_model(4, 1, seed=7)  # in memory: workers must find it through a file
+    ref = register(model)
+    assert ref.path == str(tmp_path / "models" / f"{model.sha256}.safetensors")
+    assert hashlib.sha256(Path(ref.path).read_bytes()).hexdigest() == model.sha256
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for the worker processes started below
+    da = sst_field(seed=5)
+    expected = run(da, model).values
+    lazy = run(da.chunk(time=2, lat=12, lon=16), model)
+    for scheduler in ("threads", "processes"):
+        values = lazy.compute(scheduler=scheduler, num_workers=2).values
+        assert_close_nan(values, expected, tol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            worker_dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def _worker_models():
+    import xsstsr.model
+
+    return sorted(xsstsr.model._MODELS)
+
+
+@pytest.mark.distributed
+def test_distributed_cluster(client, tmp_path, monkeypatch):
+    monkeypatch.setenv("XSSTSR_CACHE", str(tmp_path))
+    model = small_model(4, 1, seed=11)
+    da = sst_field(seed=6)
+    expected = run(da, model).values
+    lazy = run(da.chunk(time=2, lat=12, lon=16), model)
+    assert (tmp_path / "models" / f"{model.sha256}.safetensors").is_file()
+    values = client.compute(lazy).result().values
+    assert_close_nan(values, expected, tol=1e-5)
+    # the workers loaded the in-memory model from the registered file
+    per_worker = client.run(_worker_models)
+    assert len(per_worker) == 2
+    assert any(model.sha256 in models for models in per_worker.values())
+
+    ds_values = client.compute(run(da.to_dataset().chunk(time=3), model)).result()
+    assert_close_nan(ds_values["sst"].values, expected, tol=1e-5)
+
+
+def test_graph_does_not_carry_the_model(model_x4):
+    da = sst_field().chunk(time=2, lat=12, lon=16)
+    out = run(da, model_x4)
+    graph = cloudpickle.dumps(dict(out.data.__dask_graph__()))
+    weights = model_x4.to_bytes()
+    assert len(graph) < 100_000 < len(weights)
+    big = max(model_x4.state.values(), key=lambda a: a.size)
+    assert big.tobytes()[:256] not in graph
+    assert weights[8:264] not in graph  # nor the header
+
+
+# -- land -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("factor", [4, 2.5])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_land_follows_coarse_nan(m4, m25, factor, lazy):
+    model = m4 if factor == 4 else m25
+    da = sst_field(seed=2)
+    da[1, 14:16, 20:21] = np.nan  # a transient gap (clouds)
+    da[4, 23, 0] = np.nan
+    src = da.chunk(time=3, lat=12, lon=16) if lazy else da
+    out = run(src, model).compute()
+    nan = expected_nan(da, out)
+    np.testing.assert_array_equal(np.isnan(out.values), nan)
+    assert np.all(np.isfinite(out.values[~nan]))
+    assert nan[1].sum() > nan[0].sum()  # the gap shows at its time only
+
+
+def test_land_mask_replaces_coarse_mask(m4):
+    da = sst_field(seed=2)
+    plain = run(da, m4)
+    mask = xr.zeros_like(plain.isel(time=0, drop=True), dtype=bool)
+    mask[40:50, 60:90] = True  # "land" inside the open ocean; the coarse NaN corner is ocean
+    mask.attrs = {}
+    for masked in (
+        run(da, m4, land_mask=mask),
+        run(da.chunk(time=2, lat=12, lon=16), m4, land_mask=mask).compute(),
+        run(da, m4, land_mask=mask.astype("int8")),
+    ):
+        expect = np.broadcast_to(mask.values, masked.shape)
+        np.testing.assert_array_equal(np.isnan(masked.values), expect)
+        assert np.all(np.isfinite(masked.values[~expect]))
+        # away from the coarse land (and its fill) the values are the unmasked ones
+        sea = (~expect) & ~np.isnan(plain.values)
+        np.testing.assert_allclose(masked.values[sea], plain.values[sea], atol=1e-5)
+
+
+# -- coordinates ----------------------------------------------------------------------------
+
+
+def check_fine_axis(
+    fine: xr.DataArray, bounds: np.ndarray, coarse: xr.DataArray, factor: float
+) -> None:
+    c = coarse.values
+    step = c[1] - c[0]
+    f = fine.values
+    assert f.size == round(c.size * factor)
+    np.testing.assert_allclose(np.diff(f), step / factor, rtol=0, atol=1e-12)
+    first_edge, last_edge = c[0] - step / 2, c[-1] + step / 2
+    lo, hi = min(first_edge, last_edge), max(first_edge, last_edge)
+    assert np.all((f > lo) & (f < hi))
+    np.testing.assert_allclose(bounds[0, 0], first_edge, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(bounds[-1, 1], last_edge, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(bounds[1:, 0], bounds[:-1, 1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(bounds.mean(axis=1), f, rtol=0, atol=1e-12)
+    attrs = dict(fine.attrs)
+    assert attrs.pop("bounds", None) in (None, f"{fine.name}_bnds")
+    assert attrs == coarse.attrs
+
+
+@pytest.mark.parametrize("factor", [4, 2.5])
+def test_fine_coordinates_and_bounds(m4, m25, factor):
+    model = m4 if factor == 4 else m25
+    da = sst_field()
+    out = run(da.to_dataset(), model)
+    check_fine_axis(out["lat"], out["lat_bnds"].values, da["lat"], factor)
+    check_fine_axis(out["lon"], out["lon_bnds"].values, da["lon"], factor)
+    np.testing.assert_array_equal(out["time"].values, da["time"].values)
+    assert out["lat"].values[0] == pytest.approx(30.0 + 0.25 / (2 * factor), abs=1e-12)
+
+
+def test_descending_latitude(m4):
+    da = sst_field(seed=4).isel(lat=slice(None, None, -1))
+    out = run(da.to_dataset(), m4)
+    assert np.all(np.diff(out["lat"].values) < 0)
+    check_fine_axis(out["lat"], out["lat_bnds"].values, da["lat"], 4)
+    np.testing.assert_array_equal(np.isnan(out["sst"].values), expected_nan(da, out["sst"]))
+    tiled = run(da.chunk(lat=12, lon=16), m4).values
+    assert_close_nan(tiled, out["sst"].values)
+
+
+def test_longitude_conventions(m4):
+    da = sst_field(seed=8, lon0=-4.0)  # -4 .. 4, across Greenwich
+    east = da.assign_coords(lon=da["lon"] + 360.0)  # 356 .. 364: not wrapped to 0..360
+    west = da.assign_coords(lon=da["lon"] - 176.0)  # -180 .. -172
+    pacific = da.assign_coords(lon=da["lon"] + 176.0)  # 172 .. 180 in 0..360
+    out = run(da.to_dataset(), m4)
+    check_fine_axis(out["lon"], out["lon_bnds"].values, da["lon"], 4)
+    assert out["lon"].values.min() > -4.0
+    assert out["lon"].values.max() < 4.0
+    for shifted, offset in ((east, 360.0), (west, -176.0), (pacific, 176.0)):
+        res = run(shifted.to_dataset(), m4)
+        np.testing.assert_allclose(res["lon"].values, out["lon"].values + offset, atol=1e-9)
+        check_fine_axis(res["lon"], res["lon_bnds"].values, shifted["lon"], 4)
+        # the values do not depend on the longitude convention of a regional grid
+        np.testing.assert_array_equal(res["sst"].values, out["sst"].values)
+
+
+def global_field(nt: int = 3, ny: int = 10, lon0: float = -180.0) -> xr.DataArray:
+    """A 2-degree global band: 180 longitudes, smooth and periodic, with an island."""
+    rng = np.random.default_rng(9)
+    lon = lon0 + 1.0 + 2.0 * np.arange(180)
+    lat = -10.0 + 1.0 + 2.0 * np.arange(ny)
+    rad = np.deg2rad(lon)
+    base = 26.0 + 3.0 * np.sin(rad)[None, :] + 1.5 * np.cos(3 * rad)[None, :] - 0.1 * lat[:, None]
+    values = base[None] + rng.normal(0, 0.2, (nt, ny, 180))
+    values[:, 4:6, 88:91] = np.nan
+    return xr.DataArray(
+        values.astype("float32"),
+        dims=("time", "lat", "lon"),
+        coords={
+            "time": np.arange(nt).astype("datetime64[D]"),
+            "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+        name="sst",
+        attrs={"units": "degC", "standard_name": "sea_surface_temperature"},
+    )
+
+
+def test_global_grid_wraps_in_longitude(m4):
+    da = global_field()
+    eager = run(da, m4)
+    assert eager.sizes["lon"] == 720
+    for chunks in ({"lon": 60}, {"lon": (7, 80, 93)}, {"lon": -1}, {"lon": 45, "time": 1}):
+        tiled = run(da.chunk(chunks), m4).compute()
+        assert_close_nan(tiled.values, eager.values)
+
+    # the same field in 0..360: rolled by half the globe, so the seam moves to Greenwich
+    rolled = da.assign_coords(lon=da["lon"] % 360.0).sortby("lon")
+    assert rolled["lon"].values[0] == 1.0
+    out_rolled = run(rolled, m4)
+    back = out_rolled.assign_coords(lon=((out_rolled["lon"] + 180.0) % 360.0) - 180.0).sortby("lon")
+    np.testing.assert_allclose(back["lon"].values, eager["lon"].values, atol=1e-9)
+    assert_close_nan(back.values, eager.values)
+    tiled_rolled = run(rolled.chunk(lon=(100, 80)), m4).compute()
+    assert_close_nan(tiled_rolled.values, out_rolled.values)
+
+    # seamless: the jump across the dateline is like the jumps between other columns
+    seam = np.abs(eager.values[..., 0] - eager.values[..., -1]).max()
+    inner = np.nanmax(np.abs(np.diff(eager.values, axis=-1)))
+    assert seam <= inner
+
+    # a regional grid (one column short of global) does not wrap: the edges differ
+    regional = run(da.isel(lon=slice(0, 179)), m4)
+    regional_rolled = run(da.isel(lon=slice(0, 179)).roll(lon=90, roll_coords=False), m4)
+    edge = np.abs(
+        regional.values[..., :4] - np.roll(regional_rolled.values, -360, axis=-1)[..., :4]
+    )
+    assert np.nanmax(edge) > 1e-3
+
+
+def test_ferret_coordinate_names():
+    path = DATA / "coads_subset.nc"
+    if not path.is_file():
+        pytest.skip("tests/data/coads_subset.nc is not there")
+    model = small_model(4, 1)
+    with xr.open_dataset(path, decode_times=False) as ds:
+        ds = ds.load()
+    before = ds.copy(deep=True)
+    out = ds.sstsr.downscale(model=model, device="cpu")
+    xr.testing.assert_identical(ds, before)
+    sst = out["SST"]
+    assert sst.dims == ("TIME", "COADSY", "COADSX")
+    assert sst.shape == (ds.sizes["TIME"], 4 * ds.sizes["COADSY"], 4 * ds.sizes["COADSX"])
+    assert {"COADSY_bnds", "COADSX_bnds"} <= set(out.coords)
+    np.testing.assert_array_equal(out["TIME"].values, ds["TIME"].values)
+    check_fine_axis(out["COADSX"], out["COADSX_bnds"].values, ds["COADSX"], 4)
+    iy = coarse_index(out["COADSY"].values, ds["COADSY"].values)
+    ix = coarse_index(out["COADSX"].values, ds["COADSX"].values)
+    nan = np.isnan(ds["SST"].values)[:, iy][:, :, ix]
+    assert nan.any()
+    np.testing.assert_array_equal(np.isnan(sst.values), nan)
+    assert sst.attrs["units"] == ds["SST"].attrs["units"]
+    assert out.attrs["history"].splitlines()[:-1] == ds.attrs["history"].splitlines()
+    sea = sst.values[~nan]
+    assert sea.min() > -3.0
+    assert sea.max() < 35.0
+
+
+# -- units, dims ----------------------------------------------------------------------------
+
+
+def test_kelvin_in_kelvin_out(m4):
+    c = sst_field(seed=12)
+    k = sst_field(seed=12, units="K")
+    out_c = run(c, m4)
+    for src in (k, k.chunk(time=3, lat=12, lon=16)):
+        out_k = run(src, m4).compute()
+        assert out_k.attrs["units"] == "K"
+        assert out_k.attrs["standard_name"] == "sea_surface_temperature"
+        assert out_k.dtype == np.float32
+        assert_close_nan(out_k.values, out_c.values + 273.15, tol=1e-3)
+        assert 280.0 < np.nanmean(out_k.values) < 310.0
+    assert out_c.attrs["units"] == "degC"
+
+
+def test_extra_dims_keep_their_order(m4):
+    da = sst_field(seed=13)
+    deep = xr.concat([da, da - 1.0, da + 0.5], dim=xr.DataArray([0.0, 10.0, 50.0], dims="depth"))
+    deep = deep.transpose("depth", "time", "lat", "lon")
+    deep.attrs = da.attrs
+    out = run(deep, m4)
+    assert out.dims == ("depth", "time", "lat", "lon")
+    np.testing.assert_array_equal(out["depth"].values, [0.0, 10.0, 50.0])
+    for i, shift in enumerate((0.0, -1.0, 0.5)):
+        single = (da + shift).assign_attrs(da.attrs)
+        assert_close_nan(out.isel(depth=i).values, run(single, m4).values)
+    lazy = run(deep.chunk(depth=1, time=2, lat=12), m4)
+    assert lazy.dims == out.dims
+    assert_close_nan(lazy.values, out.values)
+
+    other_order = run(deep.transpose("time", "depth", "lat", "lon"), m4)
+    assert other_order.dims == ("time", "depth", "lat", "lon")
+    assert_close_nan(other_order.transpose(*out.dims).values, out.values)
+
+    members = xr.concat([da.isel(time=t, drop=True) for t in (0, 3, 5)], dim="member")
+    members = members.assign_coords(member=[1, 2, 3]).assign_attrs(da.attrs)
+    out_m = run(members, m4)
+    assert out_m.dims == ("member", "lat", "lon")
+    assert "__time__" not in out_m.dims
+    assert "__time__" not in out_m.coords
+    np.testing.assert_array_equal(out_m["member"].values, [1, 2, 3])
+    for i, t in enumerate((0, 3, 5)):
+        single = run(da.isel(time=t, drop=True), m4)
+        assert single.dims == ("lat", "lon")
+        assert_close_nan(out_m.isel(member=i).values, single.values)
+    lazy_m = run(members.chunk(member=1, lon=16), m4)
+    assert_close_nan(lazy_m.values, out_m.values)
+    # members are not time steps: a member does not see the previous one
+    first_only = run(members.isel(member=[0]), m4)
+    assert_close_nan(first_only.isel(member=0).values, out_m.isel(member=0).values)
+    one_step = run(da.isel(time=[3]), m4)  # the first step of a record repeats itself
+    assert_close_nan(out_m.isel(member=1).values, one_step.isel(time=0).values)
+
+
+# -- metadata, encodings, files ------------------------------------------------------------
+
+
+def test_metadata_and_history(m4):
+    da = sst_field().assign_attrs(history="2020-01-01: created by hand", source="tests")
+    out = run(da, m4)
+    assert out.attrs["long_name"] == "sea surface temperature"
+    assert out.attrs["source"] == "tests"
+    assert out.attrs["xsstsr_model"] == m4.name
+    assert out.attrs["xsstsr_model_sha256"] == m4.sha256
+    assert out.attrs["xsstsr_factor"] == 4.0
+    assert out.attrs["xsstsr_version"] == xsstsr.__version__
+    lines = out.attrs["history"].splitlines()
+    assert len(lines) == 2
+    assert lines[0] == "2020-01-01: created by hand"
+    assert "xsstsr" in lines[1]
+    assert "downscale(factor=4" in lines[1]
+    assert m4.sha256[:12] in lines[1]
+
+    bare = run(da, m4, keep_attrs=False)
+    assert "long_name" not in bare.attrs
+    assert "source" not in bare.attrs
+    assert bare.attrs["xsstsr_model_sha256"] == m4.sha256
+    assert bare.attrs["history"].count("\n") == 0
+
+    ds = da.to_dataset().assign_attrs(title="test", history="line one\nline two")
+    out_ds = run(ds, m4)
+    assert out_ds.attrs["title"] == "test"
+    assert out_ds.attrs["history"].splitlines()[:2] == ["line one", "line two"]
+    assert len(out_ds.attrs["history"].splitlines()) == 3
+    assert out_ds["sst"].attrs["xsstsr_factor"] == 4.0
+    assert "title" not in run(ds, m4, keep_attrs=False).attrs
+
+    again = run(out.isel(lat=slice(-24, None), lon=slice(-32, None)), m4)
+    assert len(again.attrs["history"].splitlines()) == 3
+
+
+@pytest.fixture
+def stored_input(tmp_path):
+    """An SST dataset written to netCDF with compression and chunking, then opened lazily."""
+    ds = sst_field().to_dataset().assign_attrs(history="made for the tests")
+    path = tmp_path / "coarse.nc"
+    ds.to_netcdf(path, encoding={"sst": {"zlib": True, "complevel": 4, "chunksizes": (1, 12, 16)}})
+    with xr.open_dataset(path, chunks={}) as opened:
+        yield opened
+
+
+def test_encodings_dropped_and_files_written(m4, stored_input, tmp_path):
+    assert stored_input["sst"].encoding["zlib"] is True
+    assert "source" in stored_input["sst"].encoding
+    out = run(stored_input, m4)
+    for name in ("sst", "lat", "lon", "time", "lat_bnds", "lon_bnds"):
+        enc = out[name].encoding
+        assert not {"chunksizes", "zlib", "source", "original_shape", "preferred_chunks"} & set(enc)
+    computed = out.compute()
+
+    nc = tmp_path / "fine.nc"
+    out.to_netcdf(nc)
+    with xr.open_dataset(nc) as back:
+        xr.testing.assert_allclose(back.load(), computed, rtol=0, atol=1e-6)
+        assert back["sst"].attrs["xsstsr_model_sha256"] == m4.sha256
+        assert back["lat"].attrs["bounds"] == "lat_bnds"
+
+    store = tmp_path / "fine.zarr"
+    out.to_zarr(store, consolidated=False)
+    with xr.open_zarr(store, consolidated=False) as back:
+        xr.testing.assert_allclose(back.load(), computed, rtol=0, atol=1e-6)
+        assert back.attrs["history"] == computed.attrs["history"]
+
+
+@pytest.mark.parametrize("kind", ["array", "dataset", "lazy", "file"])
+def test_input_never_modified(m4, stored_input, kind):
+    da = sst_field().assign_attrs(history="h0")
+    da["lat"].encoding = {"dtype": "float64", "zlib": True}
+    obj = {"array": da, "dataset": da.to_dataset(), "lazy": da.chunk(time=2), "file": stored_input}[
+        kind
+    ]
+    before = copy.deepcopy(obj)
+    out = run(obj, m4, land_mask=None)
+    if hasattr(out, "compute"):
+        out.compute()
+    xr.testing.assert_identical(obj, before)
+    assert obj.attrs == before.attrs
+    assert obj.encoding == before.encoding
+    for name in obj.coords:
+        assert obj[name].attrs == before[name].attrs
+        assert obj[name].encoding == before[name].encoding
+    if isinstance(obj, xr.Dataset):
+        for name in obj.data_vars:
+            assert obj[name].encoding == before[name].encoding
+            assert obj[name].attrs == before[name].attrs
+
+
+# -- model and factor resolution -------------------------------------------------------------
+
+
+def test_model_resolution(m4, model_x4, model_path, model_x2_5):
+    da = sst_field(ny=12, nx=16, nt=3)
+    with pytest.raises(xsstsr.ModelMismatchError, match=r"2\.5"):
+        da.sstsr.downscale(2.5, model=m4, device="cpu")
+    with pytest.raises(xsstsr.ModelMismatchError):
+        xsstsr.downscale(da, 4, model=model_x2_5, device="cpu")
+
+    by_object = da.sstsr.downscale(4, model=model_x4, device="cpu")
+    by_str = da.sstsr.downscale(model=str(model_path), device="cpu")
+    by_path = da.sstsr.downscale(4.0, model=model_path, device="cpu")
+    for other in (by_str, by_path):
+        np.testing.assert_array_equal(other.values, by_object.values)
+        assert other.attrs["xsstsr_model_sha256"] == model_x4.sha256
+    assert by_object.attrs["xsstsr_model"] == model_x4.name
+
+    half = da.sstsr.downscale(model=model_x2_5, device="cpu")
+    assert half.sizes["lat"] == 30
+    assert half.attrs["xsstsr_factor"] == 2.5
+
+
+def test_factor_without_released_model(tmp_path, monkeypatch, model_x4):
+    da = sst_field(ny=12, nx=16, nt=3)
+    with pytest.raises(xsstsr.FactorError, match="available models"):
+        da.sstsr.downscale(3)
+    release = tmp_path / "release"
+    release.mkdir()
+    model_x4.save(release / "sst-x4.safetensors")
+    (release / "registry.txt").write_text(f"sst-x4.safetensors {model_x4.sha256}\n")
+    monkeypatch.setattr(xsstsr.weights, "bundled_dir", lambda: release)
+    with pytest.raises(xsstsr.FactorError, match=r"sst-x4") as info:
+        da.sstsr.downscale(3, device="cpu")
+    assert "3" in str(info.value)
+    # and the released factor resolves to the registered file
+    out = da.sstsr.downscale(4, device="cpu")
+    assert out.attrs["xsstsr_model"] == model_x4.name
+    assert out.attrs["xsstsr_model_sha256"] == model_x4.sha256
+
+
+@pytest.mark.parametrize("factor", [0.5, 1, 3.3333, "4", True, float("nan")])
+def test_bad_factor(factor):
+    with pytest.raises(xsstsr.FactorError):
+        sst_field().sstsr.downscale(factor)
+
+
+# -- devices ------------------------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu(m4):
+    da = sst_field(seed=14)
+    cpu = run(da, m4, device="cpu")
+    gpu = run(da, m4, device="cuda")
+    assert gpu.attrs["xsstsr_device"] == "cuda"
+    assert_close_nan(gpu.values, cpu.values, tol=0.01)
+    lazy = run(da.chunk(time=2, lat=12, lon=16), m4, device="cuda").compute()
+    assert_close_nan(lazy.values, cpu.values, tol=0.01)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+def test_cuda_without_gpu_raises(m4):
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(xsstsr.DeviceError, match="cpu"):
+            sst_field().sstsr.downscale(model=m4, device=device)
+    auto = sst_field(nt=2).sstsr.downscale(model=m4, device="auto")
+    assert auto.attrs["xsstsr_device"] == "cpu"
+
+
+@pytest.mark.parametrize("device", ["tpu", 0, None])
+def test_unknown_device(m4, device):
+    with pytest.raises(xsstsr.DeviceError):
+        sst_field().sstsr.downscale(model=m4, device=device)

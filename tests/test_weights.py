@@ -1,0 +1,449 @@
+"""Tests of xsstsr.model (safetensors round trip, metadata checks, network cache) and
+xsstsr.weights (registry, cache, pooch download from a real local HTTP server,
+integrity checks and the shipped copy)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import pickle
+import struct
+import threading
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pooch.core
+import pytest
+import torch
+from conftest import make_model, sst_field
+from safetensors.numpy import save as st_save
+
+import xsstsr
+import xsstsr.model
+import xsstsr.weights
+from xsstsr.model import Model, ModelRef, resolve_ref
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# -- the Model file format -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained() -> Model:
+    model = make_model(4, 1, seed=3, name="trained-x4")
+    model.history = pd.DataFrame(
+        {
+            "step": [0, 10, 20],
+            "loss_g": [1.5, 0.75, 0.5],
+            "val_rmse": [0.9, np.nan, 0.4],
+            "phase": ["warmup", "gan", "gan"],  # not numeric: not stored
+        }
+    )
+    return model
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    path = trained.save(tmp_path / "m.safetensors")
+    data = path.read_bytes()
+    assert data == trained.to_bytes()
+    assert trained.to_bytes() == trained.to_bytes()  # deterministic
+    assert trained.sha256 == sha256(data)
+
+    loaded = xsstsr.load_model(path)
+    assert loaded.sha256 == trained.sha256 == xsstsr.weights.sha256_file(path)
+    assert loaded.to_bytes() == data
+    assert loaded.metadata == trained.metadata
+    assert loaded.source == str(path.resolve())
+    assert (loaded.factor, loaded.upsample, loaded.pool) == (4.0, 4, 1)
+    assert (loaded.window, loaded.halo, loaded.inputs) == (3, trained.halo, ["sst"])
+    assert loaded.normalisation == (15.0, 8.0)
+    assert loaded.state.keys() == trained.state.keys()
+    for key, value in trained.state.items():
+        np.testing.assert_array_equal(loaded.state[key], value)
+    expected = trained.history[["step", "loss_g", "val_rmse"]].astype("float64")
+    pd.testing.assert_frame_equal(loaded.history, expected)
+
+    again = Model.from_file(path)
+    assert again.sha256 == trained.sha256
+    assert Model.from_bytes(loaded.to_bytes()).to_bytes() == data
+
+    half = Model.from_file(trained.save(tmp_path / "h.safetensors", precision="float16"))
+    assert half.sha256 != trained.sha256
+    for key, value in trained.state.items():
+        np.testing.assert_allclose(half.state[key], value, rtol=1e-3, atol=1e-4)
+
+
+def test_file_is_safetensors_not_pickle(trained, tmp_path, monkeypatch):
+    path = trained.save(tmp_path / "m.safetensors")
+    data = path.read_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    assert 8 + size < len(data)
+    header = json.loads(data[8 : 8 + size])
+    meta = json.loads(header["__metadata__"]["xsstsr"])
+    assert meta["format"] == "xsstsr-generator"
+    assert meta["name"] == "trained-x4"
+    assert header["head.weight"]["dtype"] == "F32"
+    assert not data.startswith((b"\x80", b"PK"))  # neither a pickle nor a torch zip
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pickle must not be used to read weights")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, forbidden)
+    assert xsstsr.load_model(path).sha256 == trained.sha256
+
+
+@pytest.mark.parametrize("cut", [0, 7, 8, 40, "header", "half", -1], ids=lambda c: f"cut={c}")
+def test_truncated_bytes(trained, cut):
+    data = trained.to_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    end = {"header": 8 + size, "half": len(data) // 2}.get(cut, cut)
+    with pytest.raises(xsstsr.WeightsError):
+        Model.from_bytes(data[:end])
+
+
+def test_corrupt_header(trained):
+    data = bytearray(trained.to_bytes())
+    data[8] = ord("x")  # the JSON header no longer parses
+    with pytest.raises(xsstsr.WeightsError, match="corrupt"):
+        Model.from_bytes(bytes(data))
+    huge = struct.pack("<Q", 100 * 1024**2) + b"{}" + bytes(100)
+    with pytest.raises(xsstsr.WeightsError):
+        Model.from_bytes(huge)
+    with pytest.raises(xsstsr.WeightsError, match="does not exist"):
+        Model.from_file("/nonexistent/dir/model.safetensors")
+
+
+def raw(metadata, state) -> bytes:
+    """A safetensors file with arbitrary xsstsr metadata."""
+    text = metadata if isinstance(metadata, str) else json.dumps(metadata)
+    return st_save(dict(state), metadata={"xsstsr": text})
+
+
+def _edit(meta: dict, key: str, value) -> dict:
+    meta = json.loads(json.dumps(meta))
+    if value is _MISSING:
+        meta.pop(key)
+    elif key.startswith("architecture."):
+        meta["architecture"][key.split(".", 1)[1]] = value
+    elif key.startswith("normalisation."):
+        meta["normalisation"][key.split(".", 1)[1]] = value
+    else:
+        meta[key] = value
+    return meta
+
+
+_MISSING = object()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("window", "3"),
+        ("window", 3.0),
+        ("window", 0),
+        ("factor", True),
+        ("factor", "4"),
+        ("factor", 2.0),  # != upsample / pool
+        ("upsample", 4.0),
+        ("halo", -1),
+        ("inputs", "sst"),
+        ("inputs", [1]),
+        ("format", "pytorch"),
+        ("format_version", 99),
+        ("name", ""),
+        ("name", _MISSING),
+        ("normalisation.std", 0),
+        ("normalisation.mean", "15"),
+        ("architecture.features", 32.5),
+        ("architecture.type", "unet"),
+        ("notes", "x" * (1024 * 1024 + 1)),  # over the 1 MB metadata limit
+    ],
+)
+def test_bad_metadata(trained, key, value):
+    data = raw(_edit(trained.metadata, key, value), trained.state)
+    with pytest.raises(xsstsr.MetadataError):
+        Model.from_bytes(data)
+
+
+def test_bad_metadata_json_and_state(trained):
+    with pytest.raises(xsstsr.MetadataError, match="JSON"):
+        Model.from_bytes(raw("{not json", trained.state))
+    with pytest.raises(xsstsr.MetadataError):
+        Model.from_bytes(raw("[1, 2]", trained.state))
+    state = trained.state
+    state.pop("head.weight")
+    with pytest.raises(xsstsr.MetadataError, match=r"head\.weight"):
+        Model.from_bytes(raw(trained.metadata, state))
+    state = trained.state
+    state["head.bias"] = np.zeros(3, dtype="float32")
+    with pytest.raises(xsstsr.MetadataError, match="shape"):
+        Model.from_bytes(raw(trained.metadata, state))
+    state = trained.state
+    state["head.bias"][0] = np.nan
+    with pytest.raises(xsstsr.WeightsError, match="NaN"):
+        Model.from_bytes(raw(trained.metadata, state))
+    with pytest.raises(xsstsr.MetadataError):
+        Model(trained.state, {**trained.metadata, "window": "3"})
+
+
+def test_foreign_files_refused(trained, tmp_path, monkeypatch):
+    plain = tmp_path / "plain.safetensors"
+    plain.write_bytes(st_save({"w": np.zeros((2, 2), dtype="float32")}))
+    with pytest.raises(xsstsr.MetadataError, match="not an xsstsr generator"):
+        xsstsr.load_model(plain)
+    other_meta = tmp_path / "other.safetensors"
+    other_meta.write_bytes(st_save(trained.state, metadata={"format": "pt"}))
+    with pytest.raises(xsstsr.MetadataError):
+        xsstsr.load_model(str(other_meta))
+
+    checkpoint = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(2)}, checkpoint)
+    for given in (checkpoint, str(checkpoint)):
+        with pytest.raises(xsstsr.WeightsError, match="safetensors"):
+            xsstsr.load_model(given)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(xsstsr.WeightsError, match="safetensors"):
+        xsstsr.load_model("model.pt")
+    with pytest.raises(xsstsr.XsstsrError, match="safetensors"):
+        xsstsr.load_model("missing.pt")
+    with pytest.raises(xsstsr.ModelNotFoundError, match="does not exist"):
+        xsstsr.load_model(tmp_path / "missing.safetensors")
+    with pytest.raises(TypeError):
+        xsstsr.load_model(42)
+
+
+def test_changed_file_refused_by_ref(trained, tmp_path):
+    """A worker that loads a registered file checks it against the graph's sha256."""
+    path = trained.save(tmp_path / "m.safetensors")
+    with pytest.raises(xsstsr.WeightsIntegrityError, match="changed on disk"):
+        resolve_ref(ModelRef(sha256="0" * 64, path=str(path)))
+    with pytest.raises(xsstsr.WeightsError, match="not available"):
+        resolve_ref(ModelRef(sha256="1" * 64))
+
+
+def test_network_built_once_per_process(tmp_path):
+    model = make_model(4, 1, seed=21, name="cache-x4")
+    path = model.save(tmp_path / "c.safetensors")
+    key = (model.sha256, "cpu")
+    assert key not in xsstsr.model._NETWORKS
+    first = xsstsr.load_model(path)
+    second = xsstsr.load_model(str(path))
+    assert first is not second
+    size = len(xsstsr.model._NETWORKS)
+    net = first.network("cpu")
+    assert len(xsstsr.model._NETWORKS) == size + 1
+    assert second.network("cpu") is net
+    assert model.network("cpu") is net
+    da = sst_field(nt=2, ny=8, nx=8)
+    a = xsstsr.downscale(da, model=first, device="cpu")
+    b = xsstsr.downscale(da, model=path, device="cpu")
+    np.testing.assert_array_equal(a.values, b.values)
+    assert len(xsstsr.model._NETWORKS) == size + 1
+    assert xsstsr.model._NETWORKS[key] is net
+
+
+# -- the registry, the cache and pooch ---------------------------------------------------------
+
+
+class Server:
+    """A real HTTP server on 127.0.0.1 serving one folder, counting requests."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
+        )
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self.thread.join(5)
+            self.running = False
+
+
+class Release(types.SimpleNamespace):
+    pass
+
+
+@pytest.fixture
+def release(tmp_path, monkeypatch):
+    """Two released models: a shipped folder (registry + copies), a server, a clean cache."""
+    shipped, served, cache = tmp_path / "shipped", tmp_path / "served", tmp_path / "cache"
+    for folder in (shipped, served):
+        folder.mkdir()
+    models = {
+        "sst-x4": make_model(4, 1, seed=31, name="sst-x4"),
+        "sst-x2.5": make_model(5, 2, seed=32, name="sst-x2.5"),
+    }
+    blobs = {name: m.to_bytes() for name, m in models.items()}
+    lines = ["# released weights", *(f"{n}.safetensors {sha256(b)}" for n, b in blobs.items())]
+    (shipped / "registry.txt").write_text("\n".join(lines) + "\n")
+    for name, blob in blobs.items():
+        (served / f"{name}.safetensors").write_bytes(blob)
+    monkeypatch.setattr(xsstsr.weights, "bundled_dir", lambda: shipped)
+    monkeypatch.setenv("XSSTSR_CACHE", str(cache))
+    waits: list[float] = []
+    # pooch waits 1 s, 2 s between retries; record the waits instead of sleeping
+    monkeypatch.setattr(pooch.core, "time", types.SimpleNamespace(sleep=waits.append))
+    server = Server(served)
+    monkeypatch.setenv("XSSTSR_WEIGHTS_URL", server.url)
+    yield Release(
+        shipped=shipped,
+        served=served,
+        cache=cache,
+        server=server,
+        models=models,
+        blobs=blobs,
+        waits=waits,
+    )
+    server.stop()
+
+
+def test_download_through_pooch(release):
+    model = xsstsr.load_model("sst-x4")
+    cached = release.cache / "sst-x4.safetensors"
+    assert cached.read_bytes() == release.blobs["sst-x4"]
+    assert model.source == str(cached)
+    assert model.sha256 == release.models["sst-x4"].sha256 == sha256(cached.read_bytes())
+    assert release.server.requests == ["/sst-x4.safetensors"]
+    assert model.metadata == release.models["sst-x4"].metadata
+
+    # the second time it comes from the cache, without a request
+    assert xsstsr.load_model("sst-x4").sha256 == model.sha256
+    assert xsstsr.weights.fetch("sst-x4.safetensors") == cached
+    assert release.server.requests == ["/sst-x4.safetensors"]
+
+    # a corrupted cache entry is fetched again
+    cached.write_bytes(b"garbage")
+    assert xsstsr.weights.fetch("sst-x4") == cached
+    assert cached.read_bytes() == release.blobs["sst-x4"]
+    assert len(release.server.requests) == 2
+
+    # and downscale finds the released model from the factor alone
+    out = sst_field(nt=2, ny=8, nx=8).sstsr.downscale(factor=4, device="cpu")
+    assert out.attrs["xsstsr_model"] == "sst-x4"
+    assert out.attrs["xsstsr_model_sha256"] == model.sha256
+
+
+def test_tampered_download_refused(release):
+    (release.served / "sst-x4.safetensors").write_bytes(release.blobs["sst-x2.5"])
+    with pytest.raises(xsstsr.WeightsIntegrityError, match="sha256"):
+        xsstsr.load_model("sst-x4")
+    assert not (release.cache / "sst-x4.safetensors").exists()
+    assert release.server.requests == ["/sst-x4.safetensors"] * 3  # pooch retried twice
+    assert release.waits == [1, 2]
+    # even though a valid copy ships: a mirror that serves a wrong file is an error
+    (release.shipped / "sst-x4.safetensors").write_bytes(release.blobs["sst-x4"])
+    with pytest.raises(xsstsr.WeightsIntegrityError):
+        xsstsr.weights.fetch("sst-x4")
+
+
+def test_offline_uses_shipped_copy(release):
+    shipped = release.shipped / "sst-x4.safetensors"
+    shipped.write_bytes(release.blobs["sst-x4"])
+    release.server.stop()
+    model = xsstsr.load_model("sst-x4")
+    assert model.source == str(shipped)
+    assert model.sha256 == release.models["sst-x4"].sha256
+    assert not (release.cache / "sst-x4.safetensors").exists()
+    assert release.server.requests == []
+
+    # a shipped copy that does not match the registry is refused
+    shipped.write_bytes(release.blobs["sst-x4"][:-4] + b"\x00\x00\x00\x00")
+    with pytest.raises(xsstsr.WeightsIntegrityError, match="tampered"):
+        xsstsr.load_model("sst-x4")
+
+    # offline, with no shipped copy at all
+    with pytest.raises(xsstsr.WeightsError, match="XSSTSR_WEIGHTS_URL") as info:
+        xsstsr.load_model("sst-x2.5")
+    assert not isinstance(info.value, xsstsr.WeightsIntegrityError)
+
+
+def test_shipped_copy_without_mirror(release, monkeypatch):
+    monkeypatch.delenv("XSSTSR_WEIGHTS_URL")
+    shipped = release.shipped / "sst-x4.safetensors"
+    shipped.write_bytes(release.blobs["sst-x4"])
+    assert xsstsr.weights.fetch("sst-x4") == shipped
+    assert xsstsr.load_model("sst-x4").sha256 == release.models["sst-x4"].sha256
+    shipped.write_bytes(release.blobs["sst-x2.5"])
+    with pytest.raises(xsstsr.WeightsIntegrityError):
+        xsstsr.weights.fetch("sst-x4")
+    assert release.server.requests == []
+
+
+def test_unknown_name(release):
+    with pytest.raises(xsstsr.ModelNotFoundError) as info:
+        xsstsr.load_model("sst-x7")
+    message = str(info.value)
+    assert "sst-x7" in message
+    assert "['sst-x2.5', 'sst-x4']" in message
+    assert isinstance(info.value, KeyError)
+    with pytest.raises(xsstsr.ModelNotFoundError):
+        xsstsr.weights.fetch("registry.txt")
+    assert release.server.requests == []
+
+
+def test_available_models_sorted_by_factor(tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    names = ["sst-x10", "sst-x2.5", "sst-x5", "sst-x2", "sst-x4", "custom"]
+    lines = [f"{n}.safetensors {sha256(n.encode())}" for n in names]
+    lines.append(f"MODEL_CARD.md {sha256(b'card')}")
+    (shipped / "registry.txt").write_text("\n\n".join(lines))
+    monkeypatch.setattr(xsstsr.weights, "bundled_dir", lambda: shipped)
+    assert xsstsr.available_models() == [
+        "custom",
+        "sst-x2",
+        "sst-x2.5",
+        "sst-x4",
+        "sst-x5",
+        "sst-x10",
+    ]
+    (shipped / "registry.txt").write_text("sst-x4.safetensors not-a-hash\n")
+    with pytest.raises(xsstsr.WeightsError, match="line 1"):
+        xsstsr.available_models()
+    (shipped / "registry.txt").unlink()
+    assert xsstsr.available_models() == []
+
+
+def test_fetch_all(release):
+    paths = xsstsr.fetch_all()
+    assert sorted(paths) == sorted(release.cache / f"{n}.safetensors" for n in release.blobs)
+    for path in paths:
+        assert path.read_bytes() == release.blobs[path.stem]
+    assert sorted(release.server.requests) == ["/sst-x2.5.safetensors", "/sst-x4.safetensors"]
+    release.server.stop()  # now offline: everything is cached
+    assert sorted(xsstsr.fetch_all()) == sorted(paths)
+    assert xsstsr.load_model("sst-x2.5").factor == 2.5

@@ -1,0 +1,1 @@
+"""Released generator weights (safetensors) and their sha256 registry."""

@@ -1,0 +1,92 @@
+"""xsstsr: GAN-based super-resolution of sea surface temperature for xarray and dask.
+
+``import xsstsr`` registers the ``.sstsr`` accessor on Dataset and DataArray.
+PyTorch is imported only when a model runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import accessor as _accessor  # noqa: F401  (registers .sstsr)
+from ._version import __version__
+from .downscale import downscale
+from .errors import (
+    AmbiguousVariableError,
+    CoordinateError,
+    DeviceError,
+    FactorError,
+    GridError,
+    InputDataError,
+    LossConfigError,
+    MetadataError,
+    MissingDependencyError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    StationsError,
+    TrainingError,
+    UnitsError,
+    VariableNotFoundError,
+    WeightsError,
+    WeightsIntegrityError,
+    XsstsrError,
+)
+from .model import Model
+from .weights import available_models, fetch_all, load_model
+
+__all__ = [
+    "AmbiguousVariableError",
+    "CoordinateError",
+    "DeviceError",
+    "FactorError",
+    "GridError",
+    "InputDataError",
+    "LossConfigError",
+    "MetadataError",
+    "MissingDependencyError",
+    "Model",
+    "ModelMismatchError",
+    "ModelNotFoundError",
+    "StationsError",
+    "TrainingError",
+    "UnitsError",
+    "VariableNotFoundError",
+    "WeightsError",
+    "WeightsIntegrityError",
+    "XsstsrError",
+    "__version__",
+    "available_models",
+    "datasets",
+    "downscale",
+    "evaluate",
+    "fetch_all",
+    "fit",
+    "load_model",
+    "plot_compare",
+    "plot_spectrum",
+    "plot_stations",
+    "show_versions",
+]
+
+_LAZY = {
+    "fit": ("training", "fit"),
+    "evaluate": ("evaluation", "evaluate"),
+    "plot_compare": ("plotting", "plot_compare"),
+    "plot_spectrum": ("plotting", "plot_spectrum"),
+    "plot_stations": ("plotting", "plot_stations"),
+    "show_versions": ("_versions", "show_versions"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # fit/evaluate/plots pull in torch or matplotlib: import them on first use
+    if name == "datasets":
+        import importlib
+
+        return importlib.import_module(".datasets", __name__)
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    raise AttributeError(f"module 'xsstsr' has no attribute {name!r}")

@@ -1,0 +1,323 @@
+"""Finding the SST variable, its coordinates and its units.
+
+Detection follows a ladder: explicit arguments, then CF attributes (through
+cf-xarray), then well-known names, then a typed error that names what was found
+and how to fix it. The criteria are plain data at the top of the module.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from .errors import (
+    AmbiguousVariableError,
+    CoordinateError,
+    GridError,
+    InputDataError,
+    UnitsError,
+    VariableNotFoundError,
+)
+
+# -- criteria tables -----------------------------------------------------------
+
+SST_STANDARD_NAMES: tuple[str, ...] = (
+    "sea_surface_temperature",
+    "sea_surface_foundation_temperature",
+    "sea_surface_skin_temperature",
+    "sea_surface_subskin_temperature",
+    "sea_water_temperature",
+    "sea_water_potential_temperature",
+)
+
+COORD_CRITERIA: dict[str, dict[str, tuple[str, ...]]] = {
+    "latitude": {
+        "standard_name": ("latitude", "grid_latitude"),
+        "units": ("degrees_north", "degree_north", "degree_N", "degrees_N", "degreeN", "degreesN"),
+        "axis": ("Y",),
+        "names": ("lat", "latitude", "nav_lat", "y", "lat_0", "LAT", "Latitude", "LATITUDE"),
+    },
+    "longitude": {
+        "standard_name": ("longitude", "grid_longitude"),
+        "units": ("degrees_east", "degree_east", "degree_E", "degrees_E", "degreeE", "degreesE"),
+        "axis": ("X",),
+        "names": ("lon", "longitude", "nav_lon", "x", "lon_0", "LON", "Longitude", "LONGITUDE"),
+    },
+}
+
+TIME_NAMES: tuple[str, ...] = ("time", "TIME", "t", "Time", "valid_time", "date")
+
+# Canonical unit -> accepted spellings (compared case-insensitively, spaces removed).
+UNIT_ALIASES: dict[str, tuple[str, ...]] = {
+    "degC": (
+        "degc",
+        "degreec",
+        "degreesc",
+        "degree_c",
+        "degrees_c",
+        "degree_celsius",
+        "degrees_celsius",
+        "celsius",
+        "°c",
+        "deg_c",
+        "c",
+    ),
+    "K": ("k", "kelvin", "kelvins", "degk", "degree_k", "degrees_k", "deg_k"),
+}
+
+KELVIN_OFFSET = 273.15
+
+
+@dataclass(frozen=True)
+class SSTFields:
+    """What was found: the variable, its spatial/time dims and its units."""
+
+    variable: Hashable | None
+    lat: Hashable
+    lon: Hashable
+    time: Hashable | None
+    units: str
+
+
+# -- variable ------------------------------------------------------------------
+
+
+def find_sst_variable(ds: xr.Dataset, variable: Hashable | None = None) -> Hashable:
+    """Return the name of the SST variable in ``ds``.
+
+    Explicit ``variable``, then a CF standard_name from :data:`SST_STANDARD_NAMES`,
+    then the only data variable.
+    """
+    names = list(ds.data_vars)
+    if variable is not None:
+        if variable not in ds.data_vars:
+            raise VariableNotFoundError(
+                f"variable {variable!r} is not in the dataset; its data variables are "
+                f"{tuple(names)}. Pass one of them as variable=..."
+            )
+        return variable
+    by_standard_name = [
+        name for name in names if ds[name].attrs.get("standard_name") in SST_STANDARD_NAMES
+    ]
+    if len(by_standard_name) == 1:
+        return by_standard_name[0]
+    if len(by_standard_name) > 1:
+        raise AmbiguousVariableError(
+            f"several variables have an SST standard_name: {tuple(by_standard_name)}; "
+            f"pass variable={by_standard_name[0]!r} (or another) to choose."
+        )
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise VariableNotFoundError("the dataset has no data variables; nothing to downscale.")
+    raise AmbiguousVariableError(
+        f"cannot tell which variable is the SST among {tuple(names)}: none has a "
+        f"standard_name in {SST_STANDARD_NAMES}. Pass variable=... or set "
+        "standard_name='sea_surface_temperature' on it."
+    )
+
+
+# -- coordinates ---------------------------------------------------------------
+
+
+def _matches(coord: xr.DataArray, key: str, criteria: Mapping[str, tuple[str, ...]]) -> bool:
+    value = coord.attrs.get(key)
+    return isinstance(value, str) and value in criteria[key]
+
+
+def _candidates(da: xr.DataArray, axis: str) -> tuple[list[Hashable], bool]:
+    """Coordinates of ``da`` that look like ``axis`` by CF attributes, then by name.
+
+    The flag says whether the match was a guess by name only.
+    """
+    criteria = COORD_CRITERIA[axis]
+    coords = {name: da.coords[name] for name in da.coords}
+    try:  # cf-xarray knows more spellings (e.g. _CoordinateAxisType)
+        found = list(da.cf.coordinates.get(axis, []))
+    except Exception:  # cf-xarray may reject odd attrs; the tables below still apply
+        found = []
+    for key in ("standard_name", "units", "axis"):
+        for name, coord in coords.items():
+            if name not in found and _matches(coord, key, criteria):
+                found.append(name)
+    if found:
+        return found, False
+    names = [name for name in criteria["names"] if name in coords or name in da.dims]
+    return names, True
+
+
+def find_lat_lon(
+    da: xr.DataArray, lat: Hashable | None = None, lon: Hashable | None = None
+) -> tuple[Hashable, Hashable]:
+    """Return the names of the latitude and longitude dimensions of ``da``."""
+    result = []
+    for axis, given, arg in (("latitude", lat, "lat"), ("longitude", lon, "lon")):
+        if given is not None:
+            if given not in da.dims:
+                raise CoordinateError(
+                    f"{arg}={given!r} is not a dimension of the data; its dims are {da.dims}."
+                )
+            result.append(given)
+            continue
+        found, guessed = _candidates(da, axis)
+        one_d = [name for name in found if name in da.dims]
+        if len(one_d) == 1:
+            if guessed:
+                warn_guess(
+                    f"guessed {one_d[0]!r} as the {axis} dimension from its name; pass "
+                    f"{arg}={one_d[0]!r} or set its standard_name to silence this."
+                )
+            result.append(one_d[0])
+            continue
+        if not one_d and found:
+            ndims = {name: da[name].dims for name in found if name in da.coords}
+            raise GridError(
+                f"the {axis} coordinate {found[0]!r} is not a dimension coordinate "
+                f"(dims {ndims}); curvilinear or 2-D grids are not supported. Regrid to a "
+                "regular 1-D latitude/longitude grid first (e.g. with xESMF)."
+            )
+        if len(one_d) > 1:
+            raise CoordinateError(
+                f"several {axis} coordinates: {tuple(one_d)}; pass {arg}={one_d[0]!r} to choose."
+            )
+        raise CoordinateError(
+            f"no {axis} coordinate among {da.dims}; pass {arg}='<dim name>' or add "
+            f"standard_name='{axis}' (units '{COORD_CRITERIA[axis]['units'][0]}') to it."
+        )
+    if result[0] == result[1]:
+        raise CoordinateError(
+            f"latitude and longitude resolve to the same dimension {result[0]!r}; pass lat= and "
+            "lon= explicitly."
+        )
+    return result[0], result[1]
+
+
+def find_time(da: xr.DataArray, lat: Hashable, lon: Hashable) -> Hashable | None:
+    """Return the time dimension of ``da`` (CF axis T or datetime values), or None."""
+    for dim in da.dims:
+        if dim in (lat, lon) or dim not in da.coords:
+            continue
+        coord = da.coords[dim]
+        if coord.attrs.get("axis") == "T" or coord.attrs.get("standard_name") == "time":
+            return dim
+        if np.issubdtype(coord.dtype, np.datetime64) or coord.dtype == object:
+            return dim
+    for name in TIME_NAMES:
+        if name in da.dims:
+            return name
+    return None
+
+
+# -- units ---------------------------------------------------------------------
+
+
+def canonical_units(units: object, name: Hashable = "the SST") -> str:
+    """Map a units attribute to ``"degC"`` or ``"K"``."""
+    if not isinstance(units, str) or not units.strip():
+        raise UnitsError(
+            f"{name} has no units attribute; set it, e.g. da.attrs['units'] = 'degC' (or 'K')."
+        )
+    key = units.strip().lower().replace(" ", "_").replace("degrees", "degrees")
+    key = key.replace("deg._", "deg").replace("°_", "°")
+    for canonical, aliases in UNIT_ALIASES.items():
+        if key in aliases or key.replace("_", "") in {a.replace("_", "") for a in aliases}:
+            return canonical
+    raise UnitsError(
+        f"{name} has units {units!r}, which is not a temperature unit xsstsr knows; "
+        "use 'degC' or 'K' (set da.attrs['units'])."
+    )
+
+
+def to_celsius(values: np.ndarray, units: str) -> np.ndarray:
+    return values - KELVIN_OFFSET if units == "K" else values
+
+
+def from_celsius(values: np.ndarray, units: str) -> np.ndarray:
+    return values + KELVIN_OFFSET if units == "K" else values
+
+
+# -- grid checks ---------------------------------------------------------------
+
+
+def regular_spacing(values: np.ndarray, name: Hashable, rtol: float = 1e-3) -> float:
+    """Return the constant spacing of a 1-D coordinate, or raise GridError."""
+    values = np.asarray(values, dtype="float64")
+    if values.size < 2:
+        raise GridError(
+            f"{name!r} has {values.size} point(s); at least 2 are needed to know the grid spacing."
+        )
+    if not np.all(np.isfinite(values)):
+        raise GridError(f"{name!r} has NaN or infinite coordinate values; fix or drop them.")
+    steps = np.diff(values)
+    if np.any(steps == 0):
+        dup = values[1:][steps == 0][0]
+        raise GridError(
+            f"{name!r} has duplicated values (e.g. {dup}); drop them with "
+            f"ds.drop_duplicates({str(name)!r})."
+        )
+    if not (np.all(steps > 0) or np.all(steps < 0)):
+        raise GridError(f"{name!r} is not monotonic; sort it with ds.sortby({str(name)!r}).")
+    step = float(np.median(steps))
+    if np.max(np.abs(steps - step)) > rtol * abs(step):
+        raise GridError(
+            f"{name!r} is not regularly spaced (steps from {steps.min():.6g} to "
+            f"{steps.max():.6g}); interpolate onto a regular grid first, e.g. "
+            f"ds.interp({name}=np.linspace(...))."
+        )
+    return step
+
+
+def is_global_longitude(lon: np.ndarray, step: float) -> bool:
+    """True when the longitudes wrap around the globe (n * step == 360)."""
+    return bool(abs(abs(step) * lon.size - 360.0) < 1e-6 * 360.0)
+
+
+def find_fields(
+    obj: xr.Dataset | xr.DataArray,
+    variable: Hashable | None = None,
+    lat: Hashable | None = None,
+    lon: Hashable | None = None,
+) -> tuple[xr.DataArray, SSTFields]:
+    """Locate the SST DataArray and describe it; validate grid, dtype and units."""
+    if isinstance(obj, xr.Dataset):
+        name = find_sst_variable(obj, variable)
+        da = obj[name]
+    elif isinstance(obj, xr.DataArray):
+        name = obj.name
+        da = obj
+    else:
+        raise TypeError(f"expected an xarray Dataset or DataArray, got {type(obj).__name__}.")
+    lat_dim, lon_dim = find_lat_lon(da, lat, lon)
+    for dim in (lat_dim, lon_dim):
+        if da.sizes[dim] == 0:
+            raise InputDataError(f"dimension {dim!r} is empty; there is nothing to downscale.")
+        if dim not in da.coords:
+            raise CoordinateError(
+                f"dimension {dim!r} has no coordinate values; assign them, e.g. "
+                f"da.assign_coords({dim}=...)."
+            )
+        regular_spacing(da[dim].values, dim)
+    for dim, size in da.sizes.items():
+        if size == 0:
+            raise InputDataError(f"dimension {dim!r} is empty; there is nothing to downscale.")
+    if not (np.issubdtype(da.dtype, np.floating)):
+        if np.issubdtype(da.dtype, np.integer) or np.issubdtype(da.dtype, np.bool_):
+            raise InputDataError(
+                f"the SST has integer dtype {da.dtype}; open the file with mask_and_scale=True "
+                "(the default) or convert with da.astype('float32') after applying scale_factor."
+            )
+        raise InputDataError(
+            f"the SST has dtype {da.dtype}, not a floating-point number; convert it with "
+            "da.astype('float32')."
+        )
+    units = canonical_units(da.attrs.get("units"), name if name is not None else "the SST")
+    time_dim = find_time(da, lat_dim, lon_dim)
+    return da, SSTFields(variable=name, lat=lat_dim, lon=lon_dim, time=time_dim, units=units)
+
+
+def warn_guess(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=4)

@@ -1,0 +1,107 @@
+"""Typed errors: one base class, one subclass per kind of problem.
+
+Each subclass is also a ``ValueError`` or ``TypeError`` where that is what it
+is, so generic handlers keep working. Messages say what was found and how to
+fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "XsstsrError",
+    "VariableNotFoundError",
+    "AmbiguousVariableError",
+    "CoordinateError",
+    "GridError",
+    "UnitsError",
+    "InputDataError",
+    "FactorError",
+    "ModelNotFoundError",
+    "WeightsError",
+    "WeightsIntegrityError",
+    "MetadataError",
+    "ModelMismatchError",
+    "StationsError",
+    "LossConfigError",
+    "DeviceError",
+    "TrainingError",
+    "MissingDependencyError",
+]
+
+
+class XsstsrError(Exception):
+    """Base class of every error raised by xsstsr."""
+
+
+class VariableNotFoundError(XsstsrError, KeyError):
+    """No SST variable could be found in the dataset."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class AmbiguousVariableError(XsstsrError, ValueError):
+    """Several variables could be the SST; the caller must choose."""
+
+
+class CoordinateError(XsstsrError, ValueError):
+    """Latitude/longitude (or time) coordinates are missing or ambiguous."""
+
+
+class GridError(XsstsrError, ValueError):
+    """The grid is not a regular, monotonic, 1-D latitude/longitude grid."""
+
+
+class UnitsError(XsstsrError, ValueError):
+    """Temperature units are missing or not understood."""
+
+
+class InputDataError(XsstsrError, ValueError):
+    """The data values cannot be downscaled (all NaN, wrong dtype, empty)."""
+
+
+class FactorError(XsstsrError, ValueError):
+    """The downscaling factor is invalid or no model serves it."""
+
+
+class ModelNotFoundError(XsstsrError, KeyError):
+    """No model of that name in the registry and no file at that path."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsError(XsstsrError, ValueError):
+    """A weights file cannot be read (missing, truncated, not safetensors)."""
+
+
+class WeightsIntegrityError(WeightsError):
+    """A weights file does not match its registered sha256."""
+
+
+class MetadataError(WeightsError):
+    """The JSON metadata of a weights file is missing, too large or ill-typed."""
+
+
+class ModelMismatchError(XsstsrError, ValueError):
+    """The model does not fit the call (factor, inputs, window)."""
+
+
+class StationsError(XsstsrError, ValueError):
+    """The station table is malformed or does not fit the data."""
+
+
+class LossConfigError(XsstsrError, ValueError):
+    """Unknown loss or wrong parameters for the chosen loss."""
+
+
+class DeviceError(XsstsrError, RuntimeError):
+    """The requested device is not available."""
+
+
+class TrainingError(XsstsrError, RuntimeError):
+    """Training cannot start or resume (bad checkpoint, bad configuration)."""
+
+
+class MissingDependencyError(XsstsrError, ImportError):
+    """An optional dependency is not installed."""

@@ -1,0 +1,244 @@
+"""In-situ station time series: reading, checking and sampling fields at stations.
+
+Stations come as a long-form pandas DataFrame with columns ``station, time, lat,
+lon, sst`` (names configurable with ``columns=``), or as an xarray Dataset with a
+``station`` dimension (CF discrete sampling geometry, featureType timeSeries).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .cf import KELVIN_OFFSET, canonical_units
+from .errors import StationsError
+
+STATION_COLUMNS: tuple[str, ...] = ("station", "time", "lat", "lon", "sst")
+
+
+def read_stations(
+    stations: pd.DataFrame | xr.Dataset,
+    columns: Mapping[str, Hashable] | None = None,
+    units: str = "degC",
+) -> pd.DataFrame:
+    """Return a clean station table: ``station`` (str), ``time``, ``lat``, ``lon``, ``sst`` (degC).
+
+    Parameters
+    ----------
+    stations : pandas.DataFrame or xarray.Dataset
+        Long-form table, or a Dataset with a ``station`` dimension.
+    columns : mapping, optional
+        Where the table's column names differ, e.g. ``{"sst": "temp", "station": "id"}``.
+    units : {"degC", "K"}
+        Units of the table's ``sst`` column (a Dataset's units attribute wins).
+
+    Examples
+    --------
+    >>> table = read_stations(df, columns={"sst": "water_temp"})  # doctest: +SKIP
+    """
+    if isinstance(stations, xr.Dataset):
+        stations, units = _from_dsg(stations, columns)
+        columns = None
+    if not isinstance(stations, pd.DataFrame):
+        raise StationsError(
+            f"stations must be a pandas DataFrame (columns {STATION_COLUMNS}) or an xarray "
+            f"Dataset with a 'station' dimension, got {type(stations).__name__}."
+        )
+    names = {key: (columns or {}).get(key, key) for key in STATION_COLUMNS}
+    missing = [
+        f"{key!r}" + (f" (as {name!r})" if name != key else "")
+        for key, name in names.items()
+        if name not in stations.columns
+    ]
+    if missing:
+        raise StationsError(
+            f"the station table has no column {', '.join(missing)}; its columns are "
+            f"{list(stations.columns)}. Rename them or pass columns={{'sst': '<your name>', ...}}."
+        )
+    table = pd.DataFrame({key: stations[name].to_numpy() for key, name in names.items()})
+    if table.empty:
+        raise StationsError("the station table is empty.")
+    table["station"] = table["station"].astype(str)
+    try:
+        table["time"] = pd.to_datetime(table["time"])
+    except (ValueError, TypeError) as err:
+        raise StationsError(f"the station 'time' column cannot be read as dates ({err}).") from err
+    for key in ("lat", "lon", "sst"):
+        try:
+            table[key] = pd.to_numeric(table[key]).astype("float64")
+        except (ValueError, TypeError) as err:
+            raise StationsError(f"the station column {key!r} is not numeric ({err}).") from err
+    bad = table.loc[table[["lat", "lon"]].isna().any(axis=1), "station"].unique()
+    if len(bad):
+        raise StationsError(
+            f"stations {list(bad)[:5]} have NaN positions; fill their lat/lon or drop them."
+        )
+    if table["lat"].abs().max() > 90:
+        raise StationsError("station latitudes must lie in [-90, 90]; are lat and lon swapped?")
+    dup = table.duplicated(["station", "time"])
+    if dup.any():
+        first = table.loc[dup].iloc[0]
+        raise StationsError(
+            f"{int(dup.sum())} duplicated station/time rows (e.g. {first['station']!r} at "
+            f"{first['time']}); drop them with df.drop_duplicates(['station', 'time'])."
+        )
+    moving = table.groupby("station")[["lat", "lon"]].nunique().max(axis=1) > 1
+    if moving.any():
+        raise StationsError(
+            f"stations {list(moving[moving].index)[:5]} change position over time; fixed "
+            "stations only (give each position its own station id)."
+        )
+    if canonical_units(units, "the station sst") == "K":
+        table["sst"] = table["sst"] - KELVIN_OFFSET
+    table = table.dropna(subset=["sst"])
+    if table.empty:
+        raise StationsError("every station sst value is NaN.")
+    return table.sort_values(["station", "time"]).reset_index(drop=True)
+
+
+def _from_dsg(ds: xr.Dataset, columns: Mapping[str, Hashable] | None) -> tuple[pd.DataFrame, str]:
+    names = {key: (columns or {}).get(key, key) for key in STATION_COLUMNS}
+    if names["station"] not in ds.dims:
+        raise StationsError(
+            f"a station Dataset needs a {names['station']!r} dimension (CF timeSeries); its "
+            f"dims are {tuple(ds.dims)}."
+        )
+    for key in ("lat", "lon", "sst"):
+        if names[key] not in ds.variables:
+            raise StationsError(
+                f"the station Dataset has no {names[key]!r} variable; pass columns={{{key!r}: "
+                "'<name>'}}."
+            )
+    units = ds[names["sst"]].attrs.get("units", "degC")
+    frame = ds[[names["sst"], names["lat"], names["lon"]]].to_dataframe().reset_index()
+    if names["station"] not in frame.columns:
+        frame[names["station"]] = frame.index
+    return frame, units
+
+
+def drop_outside(
+    table: pd.DataFrame,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    times: np.ndarray,
+    ocean: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Drop stations outside the grid's extent or on land, and rows outside the record.
+
+    Warns naming what was dropped; raises StationsError if nothing is left.
+    """
+    dlat, dlon = lat[1] - lat[0], lon[1] - lon[0]
+    lat_lo, lat_hi = sorted((lat[0] - dlat / 2, lat[-1] + dlat / 2))
+    lon_lo, lon_hi = sorted((lon[0] - dlon / 2, lon[-1] + dlon / 2))
+    positions = table.groupby("station")[["lat", "lon"]].first()
+    slon = _wrap_lon(positions["lon"].to_numpy(), lon_lo)
+    inside = (
+        (positions["lat"] >= lat_lo)
+        & (positions["lat"] <= lat_hi)
+        & (slon >= lon_lo)
+        & (slon <= lon_hi)
+    )
+    outside = list(positions.index[~inside])
+    if outside:
+        _warn(f"dropped {len(outside)} station(s) outside the grid's extent: {outside[:10]}")
+    keep = set(positions.index[inside])
+    if ocean is not None and keep:
+        iy = np.clip(np.round((positions["lat"] - lat[0]) / dlat).astype(int), 0, lat.size - 1)
+        ix = np.clip(np.round((slon - lon[0]) / dlon).astype(int), 0, lon.size - 1)
+        on_land = [s for s in keep if not ocean[iy[s], ix[s]]]
+        if on_land:
+            _warn(f"dropped {len(on_land)} station(s) on land (NaN in the data): {on_land[:10]}")
+            keep -= set(on_land)
+    table = table[table["station"].isin(keep)]
+    t0, t1 = times.min(), times.max()
+    in_record = (table["time"] >= t0) & (table["time"] <= t1)
+    if not in_record.all():
+        _warn(f"dropped {int((~in_record).sum())} station row(s) outside the record {t0}..{t1}")
+        table = table[in_record]
+    if table.empty:
+        raise StationsError(
+            "no station is left inside the grid, on ocean and within the record; check the "
+            "stations' positions (lat/lon), times and the data's region."
+        )
+    table = table.copy()
+    table["lon"] = _wrap_lon(table["lon"].to_numpy(), lon_lo)
+    return table
+
+
+def _wrap_lon(values: np.ndarray, start: float) -> np.ndarray:
+    """Longitudes shifted by multiples of 360 into [start, start + 360)."""
+    return (np.asarray(values, dtype="float64") - start) % 360.0 + start
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def align_to_times(table: pd.DataFrame, times: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Station ids and a (time, station) array of observations at the data's time steps.
+
+    Each observation goes to the nearest time step within half a step; later ones at
+    the same step are averaged.
+    """
+    times = np.asarray(times).astype("datetime64[ns]")
+    ids = sorted(table["station"].unique())
+    values = np.full((times.size, len(ids)), np.nan)
+    if times.size == 1:
+        index = np.zeros(len(table), dtype=int)
+        ok = np.ones(len(table), dtype=bool)
+    else:
+        obs = table["time"].to_numpy().astype("datetime64[ns]")
+        pos = np.clip(np.searchsorted(times, obs), 1, times.size - 1)
+        left, right = times[pos - 1], times[pos]
+        index = np.where(obs - left <= right - obs, pos - 1, pos)
+        half = np.median(np.diff(times)) / 2
+        ok = np.abs(obs - times[index]) <= half
+    column = {s: i for i, s in enumerate(ids)}
+    sums = np.zeros_like(values)
+    counts = np.zeros_like(values)
+    cols = table["station"].map(column).to_numpy()
+    np.add.at(sums, (index[ok], cols[ok]), table["sst"].to_numpy()[ok])
+    np.add.at(counts, (index[ok], cols[ok]), 1)
+    with np.errstate(invalid="ignore"):
+        values = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return ids, values
+
+
+def sample_field(
+    field: xr.DataArray,
+    table: pd.DataFrame,
+    lat: Hashable,
+    lon: Hashable,
+    time: Hashable | None,
+) -> pd.DataFrame:
+    """Bilinear values of ``field`` at the stations' positions and nearest times.
+
+    Returns the table with a ``model`` column beside ``sst``.
+    """
+    positions = table.groupby("station")[["lat", "lon"]].first()
+    points: dict[Any, Any] = {
+        lat: xr.DataArray(positions["lat"].to_numpy(), dims="station"),
+        lon: xr.DataArray(positions["lon"].to_numpy(), dims="station"),
+    }
+    at_stations = field.interp(points, method="linear")
+    at_stations = at_stations.assign_coords(station=positions.index.to_numpy())
+    if time is None:
+        values = at_stations.to_series().rename("model")
+        merged = table.merge(values, left_on="station", right_index=True)
+    else:
+        frame = at_stations.sel({time: table["time"].unique()}, method="nearest").to_dataframe(
+            name="model"
+        )
+        frame = frame.reset_index()[["station", time, "model"]]
+        frame = frame.rename(columns={time: "time_model"})
+        merged = table.copy()
+        nearest = at_stations[time].sel({time: merged["time"].to_numpy()}, method="nearest")
+        merged["time_model"] = nearest.to_numpy()
+        merged = merged.merge(frame.drop_duplicates(), on=["station", "time_model"], how="left")
+        merged = merged.drop(columns="time_model")
+    return merged.reset_index(drop=True)

@@ -1,0 +1,310 @@
+"""Tiled inference: halos, batches of tiles, crops and the dask graph.
+
+A block of shape (..., time, y, x) is extended by the model's halo in space and
+by ``window - 1`` steps in time, run through the generator in batches of tiles
+and cropped, so that the result equals whole-field inference to float rounding
+whatever the chunking. Kernels are module-level functions and receive a small
+:class:`~xsstsr.model.ModelRef`, never the model, so graphs stay light and run
+on threads, processes or a dask.distributed cluster alike.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from .model import Model, ModelRef, resolve_ref
+
+DEFAULT_TILE = 128  # low-resolution pixels per tile side (before the halo)
+CPU_BATCH_BYTES = 512 * 1024**2  # activation budget per forward pass on the CPU
+
+_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """Everything a block kernel needs besides the data; small and picklable."""
+
+    ref: ModelRef
+    device: str
+    upsample: int
+    pool: int
+    halo: int
+    window: int
+    mask_output: bool
+    batch_size: int | None
+    tile: int = DEFAULT_TILE
+    periodic_x: bool = False
+
+    @property
+    def factor(self) -> float:
+        return self.upsample / self.pool
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; validate others."""
+    import torch
+
+    from .errors import DeviceError
+
+    if not isinstance(device, str):
+        raise DeviceError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}.")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device={device!r} was requested but no CUDA GPU is visible to PyTorch "
+                f"(torch {torch.__version__}); use device='cpu' or 'auto', or install a CUDA "
+                "build of PyTorch."
+            )
+        return device
+    raise DeviceError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'.")
+
+
+def _device_lock(device: str) -> threading.Lock:
+    # One forward pass at a time per device and process: torch already uses every core
+    # (or the whole GPU), and concurrent passes would only compete for them.
+    with _LOCKS_LOCK:
+        return _DEVICE_LOCKS.setdefault(device, threading.Lock())
+
+
+def fine_index(n_fine: int, upsample: int, pool: int) -> np.ndarray:
+    """Index of the coarse cell that holds each fine cell's centre."""
+    return ((2 * np.arange(n_fine) + 1) * pool) // (2 * upsample)
+
+
+def auto_batch_size(spec: TileSpec, model: Model, tile_pixels: int) -> int:
+    """Tiles per forward pass, from an activation budget (or free GPU memory)."""
+    arch = model.metadata["architecture"]
+    per_pixel = 4 * (
+        3 * int(arch["features"]) + 2 * int(arch["up_features"]) * spec.upsample**2 + 8
+    )
+    budget = CPU_BATCH_BYTES
+    if spec.device.startswith("cuda"):
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(spec.device))
+        budget = int(free * 0.5)
+    return max(1, budget // max(1, per_pixel * tile_pixels))
+
+
+def _tile_starts(size: int, tile: int) -> list[int]:
+    return list(range(0, size, tile)) if size > 0 else []
+
+
+def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray:
+    """Run the generator over (n, window, y, x) normalised frames; return (n, y*f, x*f).
+
+    The field is cut into tiles of ``spec.tile`` pixels plus the halo (clipped at the
+    field's edges), tiles of one shape are batched, and the halos are cropped, so the
+    result equals one forward pass over the whole field.
+    """
+    import torch
+
+    n, _, ny, nx = frames.shape
+    up, pool, halo = spec.upsample, spec.pool, spec.halo
+    tile = max(pool, spec.tile - spec.tile % pool)
+    out = np.empty((n, ny * up // pool, nx * up // pool), dtype=np.float32)
+    net = model.network(spec.device)
+    cuda = spec.device.startswith("cuda")
+
+    # Tiles grouped by their (halo-extended) shape so that each group batches.
+    groups: dict[tuple[int, int], list[tuple[int, int, int, int, int, int]]] = {}
+    for y0 in _tile_starts(ny, tile):
+        y1 = min(ny, y0 + tile)
+        ya, yb = max(0, y0 - halo), min(ny, y1 + halo)
+        for x0 in _tile_starts(nx, tile):
+            x1 = min(nx, x0 + tile)
+            xa, xb = max(0, x0 - halo), min(nx, x1 + halo)
+            groups.setdefault((yb - ya, xb - xa), []).append((y0, y1, ya, x0, x1, xa))
+
+    for (hy, hx), tiles in groups.items():
+        batch = spec.batch_size or auto_batch_size(spec, model, hy * hx)
+        items = [(i, t) for i in range(n) for t in tiles]
+        for start in range(0, len(items), batch):
+            chunk = items[start : start + batch]
+            stack = np.stack(
+                [frames[i, :, ya : ya + hy, xa : xa + hx] for i, (_, _, ya, _, _, xa) in chunk]
+            )
+            x = torch.from_numpy(stack)
+            if cuda:
+                x = x.pin_memory().to(spec.device, non_blocking=True)
+            with _device_lock(spec.device), torch.inference_mode():
+                y = _forward_splitting(net, x, autocast=cuda)
+            result = y[:, 0].float().cpu().numpy()
+            for k, (i, (y0, y1, ya, x0, x1, xa)) in enumerate(chunk):
+                oy, ox = (y0 - ya) * up // pool, (x0 - xa) * up // pool
+                hy_out, hx_out = (y1 - y0) * up // pool, (x1 - x0) * up // pool
+                out[
+                    i,
+                    y0 * up // pool : y0 * up // pool + hy_out,
+                    x0 * up // pool : x0 * up // pool + hx_out,
+                ] = result[k, oy : oy + hy_out, ox : ox + hx_out]
+    return out
+
+
+def _forward_splitting(net: Any, x: Any, autocast: bool) -> Any:
+    """Forward pass; on a device out-of-memory, split the batch in two and retry."""
+    import torch
+
+    try:
+        return net(x, autocast=autocast)
+    except torch.OutOfMemoryError:
+        if x.shape[0] == 1:
+            raise
+        torch.cuda.empty_cache()
+        half = x.shape[0] // 2
+        return torch.cat(
+            [
+                _forward_splitting(net, x[:half], autocast),
+                _forward_splitting(net, x[half:], autocast),
+            ]
+        )
+
+
+def downscale_block(
+    block: np.ndarray,
+    spec: TileSpec,
+    left: tuple[int, int, int],
+    right: tuple[int, int, int],
+) -> np.ndarray:
+    """Downscale one (inputs, others..., time, y, x) block in degC, extended by halos.
+
+    ``left``/``right`` are the halo widths present on each side for (time, y, x).
+    Only earlier steps feed a window, and the record's first steps repeat the first
+    frame. The last input is the SST; the others are fusion sources. Returns
+    (others..., time, y*f, x*f) with the halos cropped.
+    """
+    model = resolve_ref(spec.ref)
+    mean, std = model.normalisation
+    lt, ly, lx = left
+    rt, ry, rx = right
+    n_inputs = block.shape[0]
+    lead = block.shape[1:-3]
+    nt, ny, nx = block.shape[-3:]
+    cube = block.reshape((n_inputs, -1, nt, ny, nx)).astype(np.float32, copy=False)
+    norm = (cube - np.float32(mean)) / np.float32(std)
+    core_t = nt - lt - rt
+    w = spec.window
+    if lt < w - 1:  # start of the record: repeat the first frame
+        pad = np.repeat(norm[:, :, :1], w - 1 - lt, axis=2)
+        norm = np.concatenate([pad, norm], axis=2)
+        offset = w - 1
+    else:
+        offset = lt
+    # windows ending at each core step, inputs then time on the channel axis
+    idx = offset + np.arange(core_t)[:, None] + np.arange(-(w - 1), 1)[None, :]
+    frames = norm[:, :, idx]  # (inputs, m, core_t, w, y, x)
+    frames = frames.transpose(1, 2, 0, 3, 4, 5).reshape((-1, n_inputs * w, ny, nx))
+    fine = infer_frames(np.ascontiguousarray(frames), spec, model)
+    up, pool = spec.upsample, spec.pool
+    fy0, fy1 = ly * up // pool, (ny - ry) * up // pool
+    fx0, fx1 = lx * up // pool, (nx - rx) * up // pool
+    fine = fine[:, fy0:fy1, fx0:fx1] * np.float32(std) + np.float32(mean)
+    if spec.mask_output:
+        valid = np.isfinite(cube[-1, :, lt : lt + core_t, ly : ny - ry, lx : nx - rx])
+        valid = valid.reshape((-1, *valid.shape[-2:]))
+        iy = fine_index(fine.shape[-2], up, pool)
+        ix = fine_index(fine.shape[-1], up, pool)
+        fine = np.where(valid[:, iy][:, :, ix], fine, np.float32(np.nan))
+    return fine.reshape((*lead, core_t, *fine.shape[-2:])).astype(block.dtype, copy=False)
+
+
+def _block_kernel(
+    block: np.ndarray,
+    spec: TileSpec,
+    depth: tuple[int, int, int],
+    block_info: dict[Any, Any] | None = None,
+) -> np.ndarray:
+    """map_blocks kernel: work out the halos present on each side and downscale."""
+    assert block_info is not None
+    info = block_info[None]
+    loc = info["chunk-location"][-3:]
+    num = info["num-chunks"][-3:]
+    periodic = (False, False, spec.periodic_x)
+    left = tuple(d if (i > 0 or p) else 0 for d, i, p in zip(depth, loc, periodic, strict=True))
+    right = tuple(
+        d if (i < n - 1 or p) else 0 for d, i, n, p in zip(depth, loc, num, periodic, strict=True)
+    )
+    return downscale_block(block, spec, left, right)  # type: ignore[arg-type]
+
+
+def _chunks_for(chunks: tuple[int, ...], minimum: int, multiple: int) -> tuple[int, ...]:
+    """Merge chunks so each is at least ``minimum`` and a multiple of ``multiple``."""
+    total = sum(chunks)
+    need = max(minimum, multiple, 1)
+    out: list[int] = []
+    acc = 0
+    for c in chunks:
+        acc += c
+        if acc >= need and acc % multiple == 0:
+            out.append(acc)
+            acc = 0
+    if acc:
+        if out and (acc < need or acc % multiple):
+            out[-1] += acc
+        else:
+            out.append(acc)
+    if not out:
+        out = [total]
+    return tuple(out)
+
+
+def downscale_dask(arr: da.Array, spec: TileSpec) -> da.Array:
+    """Build the lazy graph for an (inputs, others..., time, y, x) dask array in degC."""
+    ndim = arr.ndim
+    if len(arr.chunks[0]) > 1:
+        arr = arr.rechunk({0: -1})
+    w, halo, up, pool = spec.window, spec.halo, spec.upsample, spec.pool
+    chunks = list(arr.chunks)
+    # time chunks must hold the window's look-back; space chunks the halo, in whole fine cells
+    chunks[-3] = _chunks_for(arr.chunks[-3], w - 1, 1)
+    chunks[-2] = _chunks_for(arr.chunks[-2], halo, pool)
+    chunks[-1] = _chunks_for(arr.chunks[-1], halo, pool)
+    if tuple(chunks) != arr.chunks:
+        arr = arr.rechunk(tuple(chunks))
+    depth_t = min(w - 1, arr.shape[-3]) if len(arr.chunks[-3]) > 1 else 0
+    depth_y = halo if len(arr.chunks[-2]) > 1 else 0
+    periodic = spec.periodic_x and arr.shape[-1] >= halo
+    depth_x = halo if (len(arr.chunks[-1]) > 1 or periodic) else 0
+    if not periodic:
+        spec = TileSpec(**{**spec.__dict__, "periodic_x": False})
+    depth = {ndim - 3: depth_t, ndim - 2: depth_y, ndim - 1: depth_x}
+    boundary = {ndim - 3: "none", ndim - 2: "none", ndim - 1: "periodic" if periodic else "none"}
+    for axis in range(ndim - 3):
+        depth[axis] = 0
+        boundary[axis] = "none"
+    extended = (
+        da.overlap.overlap(arr, depth=depth, boundary=boundary) if any(depth.values()) else arr
+    )
+    out_chunks = arr.chunks[1:-2] + tuple(
+        tuple(c * up // pool for c in axis_chunks) for axis_chunks in arr.chunks[-2:]
+    )
+    return da.map_blocks(
+        _block_kernel,
+        extended,
+        spec=spec,
+        depth=(depth_t, depth_y, depth_x),
+        chunks=out_chunks,
+        drop_axis=0,
+        dtype=arr.dtype,
+        meta=np.empty((0,) * (ndim - 1), dtype=arr.dtype),
+        name="sstsr-downscale-" + da.core.tokenize(arr.name, spec),
+    )
+
+
+def downscale_numpy(values: np.ndarray, spec: TileSpec) -> np.ndarray:
+    """Eager path for in-memory (inputs, others..., time, y, x) data in degC."""
+    if spec.periodic_x and values.shape[-1] >= spec.halo:
+        h = spec.halo
+        padded = np.concatenate([values[..., -h:], values, values[..., :h]], axis=-1)
+        return downscale_block(padded, spec, (0, 0, h), (0, 0, h))
+    return downscale_block(values, spec, (0, 0, 0), (0, 0, 0))
