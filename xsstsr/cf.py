@@ -19,6 +19,7 @@ from .errors import (
     CoordinateError,
     GridError,
     InputDataError,
+    InputTypeError,
     UnitsError,
     VariableNotFoundError,
 )
@@ -113,7 +114,10 @@ def find_sst_variable(ds: xr.Dataset, variable: Hashable | None = None) -> Hasha
     if len(names) == 1:
         return names[0]
     if not names:
-        raise VariableNotFoundError("the dataset has no data variables; nothing to downscale.")
+        raise VariableNotFoundError(
+            "the dataset has no data variables; nothing to downscale. Pass the Dataset that "
+            "holds the SST, or the SST DataArray itself."
+        )
     raise AmbiguousVariableError(
         f"cannot tell which variable is the SST among {tuple(names)}: none has a "
         f"standard_name in {SST_STANDARD_NAMES}. Pass variable=... or set "
@@ -159,7 +163,8 @@ def find_lat_lon(
         if given is not None:
             if given not in da.dims:
                 raise CoordinateError(
-                    f"{arg}={given!r} is not a dimension of the data; its dims are {da.dims}."
+                    f"{arg}={given!r} is not a dimension of the data; its dims are {da.dims}: "
+                    f"pass {arg}= one of them."
                 )
             result.append(given)
             continue
@@ -217,6 +222,11 @@ def find_time(da: xr.DataArray, lat: Hashable, lon: Hashable) -> Hashable | None
 
 def canonical_units(units: object, name: Hashable = "the SST") -> str:
     """Map a units attribute to ``"degC"`` or ``"K"``."""
+    if units is not None and not isinstance(units, str):
+        raise UnitsError(
+            f"{name} has units {units!r} ({type(units).__name__}), not a string; set it, e.g. "
+            "da.attrs['units'] = 'degC' (or 'K')."
+        )
     if not isinstance(units, str) or not units.strip():
         raise UnitsError(
             f"{name} has no units attribute; set it, e.g. da.attrs['units'] = 'degC' (or 'K')."
@@ -245,7 +255,16 @@ def from_celsius(values: np.ndarray, units: str) -> np.ndarray:
 
 def regular_spacing(values: np.ndarray, name: Hashable, rtol: float = 1e-3) -> float:
     """Return the constant spacing of a 1-D coordinate, or raise GridError."""
-    values = np.asarray(values, dtype="float64")
+    values = np.asarray(values)
+    try:
+        if values.dtype.kind in "bcmM":
+            raise TypeError
+        values = values.astype("float64")
+    except (TypeError, ValueError):
+        raise GridError(
+            f"{name!r} has {values.dtype} values, not numbers in degrees; assign numeric "
+            f"coordinates, e.g. ds.assign_coords({name}=ds[{str(name)!r}].astype(float))."
+        ) from None
     if values.size < 2:
         raise GridError(
             f"{name!r} has {values.size} point(s); at least 2 are needed to know the grid spacing."
@@ -290,12 +309,26 @@ def find_fields(
         name = obj.name
         da = obj
     else:
-        raise TypeError(f"expected an xarray Dataset or DataArray, got {type(obj).__name__}.")
+        raise InputTypeError(
+            f"expected an xarray Dataset or DataArray, got {type(obj).__name__}; wrap the "
+            "values with xr.DataArray(values, dims=..., coords=...) or open a file with "
+            "xr.open_dataset()."
+        )
     lat_dim, lon_dim = find_lat_lon(da, lat, lon)
     for dim in (lat_dim, lon_dim):
         if da.sizes[dim] == 0:
-            raise InputDataError(f"dimension {dim!r} is empty; there is nothing to downscale.")
+            raise InputDataError(
+                f"dimension {dim!r} is empty; there is nothing to downscale. Check the "
+                ".sel()/.isel() that selected the data."
+            )
         if dim not in da.coords:
+            curvilinear = [name for name in da.coords if da[name].ndim > 1 and dim in da[name].dims]
+            if curvilinear:
+                raise GridError(
+                    f"dimension {dim!r} has no coordinate values but the 2-D coordinate(s) "
+                    f"{tuple(curvilinear)} span it; curvilinear or 2-D grids are not supported. "
+                    "Regrid to a regular 1-D latitude/longitude grid first (e.g. with xESMF)."
+                )
             raise CoordinateError(
                 f"dimension {dim!r} has no coordinate values; assign them, e.g. "
                 f"da.assign_coords({dim}=...)."
@@ -303,7 +336,10 @@ def find_fields(
         regular_spacing(da[dim].values, dim)
     for dim, size in da.sizes.items():
         if size == 0:
-            raise InputDataError(f"dimension {dim!r} is empty; there is nothing to downscale.")
+            raise InputDataError(
+                f"dimension {dim!r} is empty; there is nothing to downscale. Check the "
+                ".sel()/.isel() that selected the data."
+            )
     if not (np.issubdtype(da.dtype, np.floating)):
         if np.issubdtype(da.dtype, np.integer) or np.issubdtype(da.dtype, np.bool_):
             raise InputDataError(

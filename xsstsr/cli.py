@@ -1,33 +1,47 @@
 """The ``xsstsr`` command line.
 
 Exit codes scripts can trust: 0 success, 2 bad usage (argparse), 3 bad input or
-model (any :class:`~xsstsr.errors.XsstsrError`, missing file), 130 interrupted,
-1 anything unexpected.
+model (any :class:`~xsstsr.errors.XsstsrError`, a missing or unreadable file, an
+invalid value), 130 interrupted (Ctrl-C or SIGTERM), 1 anything unexpected.
+
+Outputs are written atomically (see :func:`xsstsr.io.write_dataset`): an interrupted
+run leaves no partial OUT. SIGTERM is handled like Ctrl-C so the temporary file is
+removed; only SIGKILL can leave a hidden ``.OUT.XXXXXXXX.partial`` beside OUT.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
+EXIT_CODES = (
+    "Exit codes: 0 ok, 2 usage, 3 bad input or model, 130 interrupted (Ctrl-C or SIGTERM), 1 other."
+)
+
 
 def _chunks(text: str | None) -> dict[str, int] | None:
-    """``"time=8,lat=256"`` -> ``{"time": 8, "lat": 256}``; ``"auto"`` -> {}."""
-    if text is None:
+    """``"time=8,lat=256"`` -> ``{"time": 8, "lat": 256}``; ``"auto"`` -> {}; ``"none"`` -> None."""
+    if text is None or text.lower() == "none":
         return None
     if text == "auto":
         return {}
     out: dict[str, int] = {}
     for part in text.split(","):
         name, _, size = part.partition("=")
-        if not name or not size.lstrip("-").isdigit():
+        size = size.strip()
+        if not name.strip() or not size.lstrip("-").isdigit() or int(size) == 0 or int(size) < -1:
             raise argparse.ArgumentTypeError(
-                f"--chunks takes DIM=SIZE pairs such as time=8,lat=256 (got {text!r})"
+                f"--chunks takes DIM=SIZE pairs such as time=8,lat=256 (SIZE > 0, or -1 for "
+                f"the whole dim), 'auto' or 'none' (got {text!r})"
             )
         out[name.strip()] = int(size)
     return out
@@ -35,9 +49,53 @@ def _chunks(text: str | None) -> dict[str, int] | None:
 
 def _factor(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--factor takes a number such as 4 or 2.5, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--factor takes a number such as 4 or 2.5, got {text!r}"
+        ) from None
+    if not value > 1:
+        raise argparse.ArgumentTypeError(f"--factor must be greater than 1, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _region(text: str) -> tuple[str, tuple[float, float, float, float]]:
+    name, _, box = text.partition("=")
+    try:
+        values = tuple(float(v) for v in box.split(","))
+    except ValueError:
+        values = ()
+    if not name or len(values) != 4:
+        raise argparse.ArgumentTypeError(
+            f"--region takes NAME=LAT0,LAT1,LON0,LON1, e.g. south=33,37,124,132 (got {text!r})"
+        )
+    return name, (values[0], values[1], values[2], values[3])
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keep descriptions as written; add "(default: X)" where a default is worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            action.default is not None
+            and action.default is not False
+            and action.default != argparse.SUPPRESS
+            and "default" not in text
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
+        return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,124 +104,182 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xsstsr",
         description="Downscale sea surface temperature with a GAN generator (xarray + dask).",
-        epilog="Exit codes: 0 ok, 2 usage, 3 bad input or model, 130 interrupted, 1 other.",
+        epilog=EXIT_CODES + " Run 'xsstsr COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"xsstsr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    quick = sub.add_parser(
+    def add(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help, description=description, epilog=EXIT_CODES, formatter_class=_Formatter
+        )
+
+    quick = add(
         "quickstart",
-        help="downscale the bundled sample with the bundled sst-x4 model (offline)",
-        description="Downscale the bundled sample by 4, write a netCDF file and a PNG "
-        "quick-look, and print the skill against the sample's truth.",
+        "downscale the bundled sample with the released sst-x4 model",
+        "Downscale the bundled sample by 4 (offline), write a netCDF or zarr file and "
+        "a PNG quick-look, and print the skill against the sample's truth.",
     )
     quick.add_argument("--out", default="sample_x4.nc", help="netCDF or zarr output")
     quick.add_argument("--png", default=None, help="quick-look PNG (default: OUT with .png)")
-    quick.add_argument("--device", default="auto")
+    quick.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
-    down = sub.add_parser(
+    down = add(
         "downscale",
-        help="downscale a netCDF file or zarr store",
-        description="Downscale IN to OUT (netCDF or zarr by extension). "
-        "The write is atomic: an interrupted run leaves no OUT.",
+        "downscale a netCDF file or zarr store",
+        "Downscale IN to OUT (netCDF or zarr, by extension). The write is atomic: "
+        "an interrupted or failed run leaves no OUT (and keeps an existing one).",
     )
-    down.add_argument("input", metavar="IN")
-    down.add_argument("output", metavar="OUT")
-    down.add_argument("--factor", type=_factor, default=None, help="2, 2.5, 4 or 5 (default 4)")
-    down.add_argument("--model", default=None, help="registry name or .safetensors path")
+    down.add_argument("input", metavar="IN", help="netCDF file or zarr store (coarse SST)")
+    down.add_argument("output", metavar="OUT", help="netCDF (.nc) or zarr (.zarr) output")
+    down.add_argument(
+        "--factor", type=_factor, default=None, help="2, 2.5, 4 or 5 (default: the model's, or 4)"
+    )
+    down.add_argument(
+        "--model", default=None, help="registry name or .safetensors path (default: sst-xFACTOR)"
+    )
     down.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     down.add_argument(
         "--chunks",
         type=_chunks,
         default="auto",
-        help="dask chunks of IN, e.g. time=8,lat=256 (default: the file's)",
+        help="dask chunks of IN: DIM=SIZE pairs (time=8,lat=256), 'auto' (the "
+        "file's own) or 'none' (load into memory)",
     )
     down.add_argument("--variable", default=None, help="SST variable name")
-    down.add_argument("--batch-size", type=int, default=None)
+    down.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="tiles per forward pass (default: from memory)",
+    )
     down.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    fit = sub.add_parser(
+    fit = add(
         "fit",
-        help="train a generator",
-        description="Train a generator on "
-        "IN (the high-resolution truth, or the input with --target).",
+        "train a generator",
+        "Train a generator on IN: without --target IN is the high-resolution truth "
+        "and the inputs are its area averages by --factor; with --target IN is the "
+        "low-resolution input and TARGET the truth. Saves a .safetensors model.",
     )
-    fit.add_argument("input", metavar="IN")
+    fit.add_argument("input", metavar="IN", help="netCDF file or zarr store")
     fit.add_argument("output", metavar="MODEL", help="where to save the .safetensors model")
     fit.add_argument("--target", default=None, help="high-resolution truth file")
     fit.add_argument("--stations", default=None, help="CSV: station,time,lat,lon,sst")
-    fit.add_argument("--loss", default="mse", choices=["mse", "gumbel", "frechet"])
-    fit.add_argument("--r", type=float, default=None, help="Gumbel r")
-    fit.add_argument("--a", type=float, default=None, help="Fréchet alpha")
-    fit.add_argument("--s", type=float, default=None, help="Fréchet s")
-    fit.add_argument("--factor", type=_factor, default=None)
-    fit.add_argument("--window", type=int, default=3)
-    fit.add_argument("--epochs", type=int, default=10)
-    fit.add_argument("--steps-per-epoch", type=int, default=None)
-    fit.add_argument("--batch-size", type=int, default=16)
-    fit.add_argument("--patch-size", type=int, default=24)
-    fit.add_argument("--lr", type=float, default=1e-4)
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--variable", default=None)
-    fit.add_argument("--device", default="auto")
-    fit.add_argument("--checkpoint-dir", default=None)
-    fit.add_argument("--resume", action="store_true")
-    fit.add_argument("--no-progress", action="store_true")
+    fit.add_argument(
+        "--loss", default="mse", choices=["mse", "gumbel", "frechet"], help="point-wise loss"
+    )
+    fit.add_argument("--r", type=float, default=None, help="Gumbel r (e.g. 1.1)")
+    fit.add_argument("--a", type=float, default=None, help="Fréchet alpha (e.g. 13)")
+    fit.add_argument("--s", type=float, default=None, help="Fréchet s (e.g. 1.7)")
+    fit.add_argument(
+        "--factor",
+        type=_factor,
+        default=None,
+        help="downscaling factor (default 4, or from the grids with --target)",
+    )
+    fit.add_argument("--window", type=_positive_int, default=3, help="time steps seen")
+    fit.add_argument("--epochs", type=_positive_int, default=10, help="passes over the data")
+    fit.add_argument(
+        "--steps-per-epoch",
+        type=_positive_int,
+        default=None,
+        help="generator steps per epoch (default: from the data size)",
+    )
+    fit.add_argument("--batch-size", type=_positive_int, default=16, help="patches per step")
+    fit.add_argument(
+        "--patch-size", type=_positive_int, default=24, help="patch side in low-resolution cells"
+    )
+    fit.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    fit.add_argument("--seed", type=int, default=0, help="same seed, same model")
+    fit.add_argument("--variable", default=None, help="SST variable name")
+    fit.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    fit.add_argument("--checkpoint-dir", default=None, help="write checkpoints there")
+    fit.add_argument("--resume", action="store_true", help="resume from --checkpoint-dir")
+    fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    ev = sub.add_parser("evaluate", help="skill of a downscaled file against truth/stations")
+    ev = add(
+        "evaluate",
+        "skill of a downscaled file against truth and/or stations",
+        "Score HIGHRES (a downscaled file) against gridded truth (--truth) and/or "
+        "stations (--stations), beside baselines made from the coarse input "
+        "(--coarse): RMSE, bias, MAE, correlation and RMSE over the extremes, "
+        "overall, per season and per region.",
+    )
     ev.add_argument("input", metavar="HIGHRES", help="downscaled netCDF/zarr")
-    ev.add_argument("--truth", default=None, help="high-resolution truth file")
+    ev.add_argument("--truth", default=None, help="high-resolution truth file (same grid)")
     ev.add_argument("--stations", default=None, help="CSV: station,time,lat,lon,sst")
-    ev.add_argument("--coarse", default=None, help="the coarse input (for the baseline)")
-    ev.add_argument("--variable", default=None)
-    ev.add_argument("--out", default=None, help="write the table as CSV")
+    ev.add_argument("--coarse", default=None, help="the coarse input (for the baselines)")
+    ev.add_argument(
+        "--baseline",
+        action="append",
+        choices=["bicubic", "nearest", "none"],
+        default=None,
+        help="baseline(s) made from --coarse; repeat for several (default bicubic)",
+    )
+    ev.add_argument(
+        "--by",
+        default="season",
+        choices=["season", "month", "none"],
+        help="periods scored besides the whole record",
+    )
+    ev.add_argument(
+        "--region",
+        type=_region,
+        action="append",
+        default=None,
+        metavar="NAME=LAT0,LAT1,LON0,LON1",
+        help="a named box; repeat for several",
+    )
+    ev.add_argument("--variable", default=None, help="SST variable name")
+    ev.add_argument("--out", default=None, help="also write the table as CSV")
 
-    sub.add_parser("models", help="list the released models")
-    sub.add_parser("versions", help="print versions for bug reports")
+    add(
+        "models",
+        "list the released models",
+        "List the released models (name and sha256) this installation knows.",
+    )
+    add(
+        "versions",
+        "print versions for bug reports",
+        "Print the versions of xsstsr, its dependencies, Python and PyTorch's devices.",
+    )
     return parser
 
 
 def _quickstart(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from .datasets import open_sample
     from .downscale import downscale
+    from .evaluation import evaluate
     from .io import write_dataset
+    from .plotting import plot_compare
 
     coarse = open_sample("coarse")
     truth = open_sample("truth")
     high = downscale(coarse, 4, device=args.device)
     out = write_dataset(high, args.out)
     png = Path(args.png) if args.png else Path(args.out).with_suffix(".png")
-    from .plotting import plot_compare
-
-    fig = plot_compare(coarse, result=high, truth=truth)
+    fig = plot_compare(high, coarse=coarse, truth=truth)
     fig.savefig(png, dpi=110, bbox_inches="tight")
-    err = high["sst"] - truth["sst"].values
-    base = downscale_bicubic(coarse, truth)
-    rmse = float(np.sqrt(np.nanmean(err.values**2)))
-    rmse_base = float(np.sqrt(np.nanmean((base - truth["sst"].values) ** 2)))
+    table = evaluate(high, truth=truth, coarse=coarse, by=None).set_index("source")
+    attrs = high["sst"].attrs
     print(f"wrote {out} and {png}")
     print(
-        f"model {high['sst'].attrs['xsstsr_model']} (sha256 "
-        f"{high['sst'].attrs['xsstsr_model_sha256'][:12]}), device "
-        f"{high['sst'].attrs['xsstsr_device']}"
+        f"model {attrs['xsstsr_model']} (sha256 {attrs['xsstsr_model_sha256'][:12]}), "
+        f"device {attrs['xsstsr_device']}"
     )
-    print(f"RMSE against the sample's truth: {rmse:.3f} K (bicubic {rmse_base:.3f} K)")
+    print(
+        f"RMSE against the sample's truth: {table.loc['downscaled', 'rmse']:.3f} K "
+        f"(bicubic {table.loc['bicubic', 'rmse']:.3f} K)"
+    )
     return EXIT_OK
-
-
-def downscale_bicubic(coarse: Any, truth: Any) -> Any:
-    """Bicubic interpolation of the coarse sample onto the truth's grid (the baseline)."""
-    from .evaluation import bicubic_baseline
-
-    return bicubic_baseline(coarse["sst"], truth["sst"]).values
 
 
 def _downscale(args: argparse.Namespace) -> int:
     from .downscale import downscale
-    from .io import open_any, write_dataset
+    from .io import open_any, output_format, write_dataset
 
+    output_format(args.output)  # a bad OUT extension fails before any work
     ds = open_any(args.input, chunks=args.chunks)
     high = downscale(
         ds,
@@ -178,15 +294,25 @@ def _downscale(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _fit(args: argparse.Namespace) -> int:
+def _read_stations_csv(path: str) -> Any:
     import pandas as pd
 
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"station file {path!r} does not exist.")
+    return pd.read_csv(path, dtype={"station": str})
+
+
+def _fit(args: argparse.Namespace) -> int:
     from .io import open_any
     from .training import fit
 
+    if Path(args.output).suffix != ".safetensors":
+        from .errors import InputDataError
+
+        raise InputDataError(f"MODEL must end in .safetensors, got {args.output!r}.")
     ds = open_any(args.input, chunks={})
     target = open_any(args.target, chunks={}) if args.target else None
-    stations = pd.read_csv(args.stations, parse_dates=["time"]) if args.stations else None
+    stations = _read_stations_csv(args.stations) if args.stations else None
     model = fit(
         ds,
         stations,
@@ -220,14 +346,36 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
     from .io import open_any
 
-    high = open_any(args.input)
-    truth = open_any(args.truth) if args.truth else None
-    coarse = open_any(args.coarse) if args.coarse else None
-    stations = pd.read_csv(args.stations, parse_dates=["time"]) if args.stations else None
-    table = evaluate(high, truth=truth, stations=stations, coarse=coarse, variable=args.variable)
+    if not args.truth and not args.stations:
+        raise _UsageError("evaluate needs --truth and/or --stations")
+    high = open_any(args.input, chunks={})
+    truth = open_any(args.truth, chunks={}) if args.truth else None
+    coarse = open_any(args.coarse, chunks={}) if args.coarse else None
+    stations = _read_stations_csv(args.stations) if args.stations else None
+    baselines = [b for b in (args.baseline or ["bicubic"]) if b != "none"]
+    regions = dict(args.region) if args.region else None
+    table = evaluate(
+        high,
+        truth=truth,
+        stations=stations,
+        coarse=coarse,
+        baseline=baselines,
+        regions=regions,
+        by=None if args.by == "none" else args.by,
+        variable=args.variable,
+    )
     if args.out:
         table.to_csv(args.out, index=False)
-    with pd.option_context("display.width", 120, "display.max_columns", 20):
+    with pd.option_context(
+        "display.width",
+        160,
+        "display.max_columns",
+        20,
+        "display.max_rows",
+        10_000,
+        "display.float_format",
+        "{:.4f}".format,
+    ):
         print(table.to_string(index=False))
     return EXIT_OK
 
@@ -236,7 +384,14 @@ def _models(args: argparse.Namespace) -> int:
     from .weights import available_models, registry
 
     known = registry()
-    for name in available_models():
+    names = available_models()
+    if not names:
+        print(
+            "no released models in this installation (weights/registry.txt is empty); "
+            "pass a .safetensors path with --model.",
+            file=sys.stderr,
+        )
+    for name in names:
         print(f"{name}\t{known[name + '.safetensors']}")
     return EXIT_OK
 
@@ -258,19 +413,61 @@ COMMANDS = {
 }
 
 
+class _UsageError(Exception):
+    """A combination of options argparse cannot check."""
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt (main thread only), so cleanup code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``xsstsr`` command."""
+    """Entry point of the ``xsstsr`` command; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)  # exits with 2 on bad usage
+    with _sigterm_as_interrupt():
+        try:
+            return _run(args)
+        except _UsageError as err:
+            parser.print_usage(sys.stderr)
+            print(f"xsstsr {args.command}: error: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("xsstsr: interrupted; no partial output was left.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     from .errors import XsstsrError
 
-    args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("xsstsr: interrupted; no partial output was left.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (XsstsrError, FileNotFoundError, FileExistsError) as err:
+    except (KeyboardInterrupt, _UsageError):
+        raise
+    except (XsstsrError, OSError, ValueError) as err:
+        # bad input or model: a typed error, a missing/unreadable file, an invalid value
         print(f"xsstsr: error: {err}", file=sys.stderr)
         return EXIT_INPUT
+    except Exception:
+        traceback.print_exc()
+        print(
+            "xsstsr: unexpected error (please report it with the output of 'xsstsr versions').",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,10 +15,16 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
-from .cf import KELVIN_OFFSET, find_fields, find_lat_lon, is_global_longitude, regular_spacing
-from .errors import GridError, InputDataError, ModelMismatchError
+from .cf import (
+    KELVIN_OFFSET,
+    find_fields,
+    find_lat_lon,
+    is_global_longitude,
+    regular_spacing,
+)
+from .errors import GridError, InputDataError, InputTypeError, ModelMismatchError
 from .model import Model, register
-from .tiling import DEFAULT_TILE, TileSpec, downscale_dask, downscale_numpy, resolve_device
+from .tiling import TileSpec, default_tile, downscale_dask, downscale_numpy, resolve_device
 from .weights import model_for
 
 ModelLike = str | os.PathLike[str] | Model
@@ -89,8 +95,9 @@ def _align_source(
     from .cf import canonical_units
 
     if not isinstance(source, xr.DataArray):
-        raise TypeError(
-            f"sources[{index}] must be an xarray DataArray, got {type(source).__name__}."
+        raise InputTypeError(
+            f"sources[{index}] must be an xarray DataArray, got {type(source).__name__}; pass "
+            "sources=[da1, ...] with one DataArray per extra model input."
         )
     units = canonical_units(source.attrs.get("units"), f"sources[{index}]")
     s_lat, s_lon = find_lat_lon(source)
@@ -108,11 +115,6 @@ def _fine_land_mask(
     fine_lat: np.ndarray,
     fine_lon: np.ndarray,
 ) -> xr.DataArray:
-    if not isinstance(land_mask, xr.DataArray):
-        raise TypeError(
-            f"land_mask must be an xarray DataArray (True or 1 = land), got "
-            f"{type(land_mask).__name__}."
-        )
     m_lat, m_lon = find_lat_lon(land_mask)
     mask = land_mask.rename({m_lat: lat, m_lon: lon}) if (m_lat, m_lon) != (lat, lon) else land_mask
     if mask.dtype != bool:
@@ -182,8 +184,18 @@ def downscale(
     if (upsample, pool) != (loaded.upsample, loaded.pool):  # e.g. 4/1 served by an 8/2 net
         upsample, pool = loaded.upsample, loaded.pool
     device = resolve_device(device)
-    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if land_mask is not None and not isinstance(land_mask, xr.DataArray):  # before computing
+        raise InputTypeError(
+            f"land_mask must be an xarray DataArray (True or 1 = land), got "
+            f"{type(land_mask).__name__}; wrap it with xr.DataArray(mask, dims=..., coords=...)."
+        )
+    for key, value in (("batch_size", batch_size), ("tile_size", tile_size)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
+        ):
+            raise InputDataError(
+                f"{key} must be a positive integer (or None for the default), got {value!r}."
+            )
 
     da, fields = find_fields(obj, variable, lat, lon)
     lat_dim, lon_dim, time_dim = fields.lat, fields.lon, fields.time
@@ -225,7 +237,7 @@ def downscale(
         window=loaded.window,
         mask_output=land_mask is None,
         batch_size=batch_size,
-        tile=int(tile_size) if tile_size else DEFAULT_TILE,
+        tile=int(tile_size) if tile_size is not None else default_tile(device),
         periodic_x=periodic,
     )
     lazy = any(isinstance(x.data, dsa.Array) for x in inputs)

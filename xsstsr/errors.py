@@ -8,24 +8,25 @@ fix it.
 from __future__ import annotations
 
 __all__ = [
-    "XsstsrError",
-    "VariableNotFoundError",
     "AmbiguousVariableError",
     "CoordinateError",
-    "GridError",
-    "UnitsError",
-    "InputDataError",
+    "DeviceError",
     "FactorError",
+    "GridError",
+    "InputDataError",
+    "InputTypeError",
+    "LossConfigError",
+    "MetadataError",
+    "MissingDependencyError",
+    "ModelMismatchError",
     "ModelNotFoundError",
+    "StationsError",
+    "TrainingError",
+    "UnitsError",
+    "VariableNotFoundError",
     "WeightsError",
     "WeightsIntegrityError",
-    "MetadataError",
-    "ModelMismatchError",
-    "StationsError",
-    "LossConfigError",
-    "DeviceError",
-    "TrainingError",
-    "MissingDependencyError",
+    "XsstsrError",
 ]
 
 
@@ -58,6 +59,10 @@ class UnitsError(XsstsrError, ValueError):
 
 class InputDataError(XsstsrError, ValueError):
     """The data values cannot be downscaled (all NaN, wrong dtype, empty)."""
+
+
+class InputTypeError(InputDataError, TypeError):
+    """An argument has the wrong type (also a ``TypeError``), e.g. a numpy array for data."""
 
 
 class FactorError(XsstsrError, ValueError):

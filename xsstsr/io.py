@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from .errors import InputDataError
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf")
 ZARR_SUFFIXES = (".zarr",)
+#: Suffix of the hidden temporary a write goes to before it is renamed into place.
+PARTIAL_SUFFIX = ".partial"
 
 
 def output_format(path: str | os.PathLike[str]) -> str:
@@ -66,7 +70,29 @@ def write_dataset(
     progress: bool = False,
     overwrite: bool = True,
 ) -> Path:
-    """Compute and write ``ds`` to ``path`` (netCDF or zarr), atomically.
+    """Compute and write ``ds`` to ``path`` (netCDF or zarr, by extension), atomically.
+
+    The data goes to a hidden temporary sibling (``.NAME.XXXXXXXX.partial``) that is
+    renamed onto ``path`` only once complete. On any error or interrupt (KeyboardInterrupt,
+    or SIGTERM turned into one by the command line) the temporary is removed after the
+    tasks still running have stopped writing, and an existing ``path`` is left untouched.
+    Only a process killed outright (SIGKILL, power loss) can leave the hidden
+    ``.partial`` behind; ``path`` itself is never partial.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset or xarray.DataArray
+        Lazy (dask) or in-memory data; dask data is computed while writing.
+    path : str or path
+        ``*.nc`` (``.nc4``, ``.netcdf``, ``.cdf``) or ``*.zarr``.
+    progress : bool
+        Show dask's progress bar while computing.
+    overwrite : bool
+        Replace an existing ``path``; otherwise raise FileExistsError.
+
+    Returns
+    -------
+    pathlib.Path
 
     Examples
     --------
@@ -79,18 +105,24 @@ def write_dataset(
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True or remove it.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
     bar: Any = nullcontext()
     if progress:
         from dask.diagnostics import ProgressBar
 
         bar = ProgressBar()
     try:
-        with bar:
+        with warnings.catch_warnings():
+            # zarr 3 warns on every consolidated write; xarray reads these stores fastest
+            warnings.filterwarnings(
+                "ignore", message="Consolidated metadata is currently not", category=UserWarning
+            )
             if kind == "zarr":
-                ds.to_zarr(tmp, mode="w", encoding=_encoding(ds, kind))
+                store = ds.to_zarr(tmp, mode="w", encoding=_encoding(ds, kind), compute=False)
             else:
-                ds.to_netcdf(tmp, encoding=_encoding(ds, kind))
+                store = ds.to_netcdf(tmp, encoding=_encoding(ds, kind), compute=False)
+            with bar:
+                _compute(store)
         _replace(tmp, path)
     except BaseException:
         _remove(tmp)
@@ -98,19 +130,55 @@ def write_dataset(
     return path
 
 
+def _compute(delayed: Any) -> None:
+    """Compute a store; on the local threaded scheduler, wait for running tasks on error.
+
+    dask's threaded scheduler returns at once on an exception in the calling thread (a
+    KeyboardInterrupt), while its worker threads finish the chunks they are writing. A
+    private pool lets us wait for them, so that nothing writes into the temporary after
+    it has been removed.
+    """
+    import dask
+    import dask.threaded
+    from dask.base import get_scheduler
+
+    if delayed is None:
+        return
+    scheduler = get_scheduler(collections=[delayed])
+    if scheduler is not dask.threaded.get:  # distributed, synchronous or processes
+        dask.compute(delayed)
+        return
+    workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
+    pool = ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="xsstsr-write")
+    try:
+        dask.compute(delayed, scheduler="threads", pool=pool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _replace(tmp: Path, path: Path) -> None:
-    if tmp.is_dir():  # a zarr store: directories cannot be swapped in one rename
-        old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+    if not tmp.is_dir():
+        os.replace(tmp, path)
+        return
+    # a zarr store: directories cannot be swapped in one rename; move the old one aside
+    # first and put it back if the swap fails half-way
+    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+    moved = False
+    try:
         if path.exists():
             os.replace(path, old)
+            moved = True
         os.replace(tmp, path)
+    except BaseException:
+        if moved and not path.exists():
+            os.replace(old, path)
+        raise
+    if moved:
         _remove(old)
-    else:
-        os.replace(tmp, path)
 
 
 def _remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
+    elif path.exists() or path.is_symlink():
         path.unlink()

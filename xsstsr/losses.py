@@ -479,6 +479,7 @@ def gradient_penalty(
     fake: Tensor,
     cond: Any,
     generator: torch.Generator | None = None,
+    eps: Tensor | None = None,
 ) -> Tensor:
     """WGAN-GP gradient penalty ``E[(||grad_yhat D(yhat, cond)||_2 - 1)**2]``.
 
@@ -497,6 +498,10 @@ def gradient_penalty(
         Source of ``eps`` for reproducibility. ``eps`` is drawn on the generator's device (the
         CPU for the default) in float32, then moved to ``real``'s device and dtype, so a seeded
         CPU generator gives the same ``eps`` on every device.
+    eps : Tensor, optional
+        The interpolation weights themselves, one per sample (overrides ``generator``):
+        data-parallel training draws them for the global batch and gives each process its
+        share, so the result matches one process.
 
     Returns
     -------
@@ -510,9 +515,10 @@ def gradient_penalty(
         )
     batch = real.shape[0]
     shape = (batch,) + (1,) * (real.ndim - 1)
-    device = generator.device if generator is not None else torch.device("cpu")
-    eps = torch.rand(shape, generator=generator, device=device, dtype=torch.float32)
-    eps = eps.to(device=real.device, dtype=real.dtype)
+    if eps is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+        eps = torch.rand(shape, generator=generator, device=device, dtype=torch.float32)
+    eps = eps.reshape(shape).to(device=real.device, dtype=real.dtype)
     yhat = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
     scores = _scores(critic, yhat, cond)
     # samples are independent, so the gradient of the sum is each score's own gradient
@@ -528,6 +534,7 @@ def critic_loss(
     cond: Any,
     gp_weight: float = 10.0,
     generator: torch.Generator | None = None,
+    eps: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """WGAN-GP critic loss ``E[D(fake)] - E[D(real)] + gp_weight * GP``.
 
@@ -546,6 +553,8 @@ def critic_loss(
         Weight of the gradient penalty (lambda in Gulrajani et al. 2017).
     generator : torch.Generator, optional
         Random source of the interpolation weights, see :func:`gradient_penalty`.
+    eps : Tensor, optional
+        The interpolation weights, see :func:`gradient_penalty`.
 
     Returns
     -------
@@ -558,7 +567,7 @@ def critic_loss(
     fake = fake.detach()
     real_score = _scores(critic, real, cond).mean()
     fake_score = _scores(critic, fake, cond).mean()
-    gp = gradient_penalty(critic, real, fake, cond, generator=generator)
+    gp = gradient_penalty(critic, real, fake, cond, generator=generator, eps=eps)
     loss = fake_score - real_score + gp_weight * gp
     stats = {
         "critic": float(loss.detach()),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
@@ -58,12 +59,14 @@ METADATA_SCHEMA: dict[str, _Check] = {
         (dict,),
         lambda v: (
             all(
-                isinstance(v.get(k), (int, float)) and not isinstance(v.get(k), bool)
+                isinstance(v.get(k), (int, float))
+                and not isinstance(v.get(k), bool)
+                and math.isfinite(v[k])
                 for k in ("mean", "std")
             )
             and v["std"] > 0
         ),
-        "a mapping with numeric 'mean' and positive 'std' (degC)",
+        "a mapping with finite numeric 'mean' and positive 'std' (degC)",
     ),
 }
 ARCHITECTURE_SCHEMA: dict[str, _Check] = {
@@ -95,6 +98,15 @@ def validate_metadata(metadata: Mapping[str, Any], source: str = "the weights") 
             f"{source}: factor {metadata['factor']} != upsample/pool "
             f"{metadata['upsample']}/{metadata['pool']}."
         )
+    from .networks import receptive_halo
+
+    needed = receptive_halo(metadata["architecture"], metadata["pool"])
+    if metadata["halo"] < needed:
+        raise MetadataError(
+            f"{source}: halo {metadata['halo']} is smaller than the architecture's receptive "
+            f"field ({needed} pixels); tiled results would depend on chunking. Re-save the "
+            "model with xsstsr.model.new_metadata(), which sets the halo."
+        )
 
 
 def _read_header(data: bytes, source: str) -> dict[str, Any]:
@@ -103,13 +115,19 @@ def _read_header(data: bytes, source: str) -> dict[str, Any]:
         raise WeightsError(f"{source} is too short to be a safetensors file ({len(data)} bytes).")
     (size,) = struct.unpack("<Q", data[:8])
     if size > MAX_HEADER_BYTES or 8 + size > len(data):
+        if data[:1] == b"\x80" or data[:2] == b"PK":  # pickle protocol 2+, torch.save zip
+            raise WeightsError(
+                f"{source} looks like a pickle or a torch.save file, not safetensors; xsstsr "
+                "never unpickles. Convert it with safetensors.torch.save_file(state_dict, "
+                "'model.safetensors') where you trust its origin."
+            )
         raise WeightsError(
             f"{source} is not a valid safetensors file (header of {size} bytes in a "
             f"{len(data)}-byte file); it may be truncated or corrupt: download it again."
         )
     try:
         header = json.loads(data[8 : 8 + size])
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, nesting, huge numbers
         raise WeightsError(f"{source} has an unreadable header ({err}); it is corrupt.") from err
     if not isinstance(header, dict):
         raise WeightsError(f"{source} has a malformed header; it is corrupt.")
@@ -130,7 +148,7 @@ def _parse_metadata(header: Mapping[str, Any], source: str) -> dict[str, Any]:
         )
     try:
         metadata = json.loads(text)
-    except json.JSONDecodeError as err:
+    except (ValueError, RecursionError) as err:  # bad JSON, nesting, huge numbers
         raise MetadataError(f"{source}: metadata is not valid JSON ({err}).") from err
     validate_metadata(metadata, source)
     return dict(metadata)

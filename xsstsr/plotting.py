@@ -5,7 +5,7 @@ Every function returns the :class:`matplotlib.figure.Figure` and never calls ``s
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,11 +38,17 @@ def _pyplot() -> Any:
 
 
 def _field(obj: xr.Dataset | xr.DataArray | None, variable: Hashable | None) -> xr.DataArray | None:
+    """The SST DataArray of ``obj`` in degC (None passes through)."""
     if obj is None:
         return None
-    from .cf import find_fields
+    from .cf import KELVIN_OFFSET, find_fields
 
-    da, _ = find_fields(obj, variable)
+    if isinstance(obj, xr.Dataset) and variable is not None and variable not in obj.data_vars:
+        variable = None
+    da, fields = find_fields(obj, variable)
+    if fields.units == "K":
+        attrs = dict(da.attrs, units="degC")
+        da = (da - KELVIN_OFFSET).assign_attrs(attrs)
     return da
 
 
@@ -59,33 +65,80 @@ def _snapshot(da: xr.DataArray, time: Any) -> xr.DataArray:
     return da.transpose(lat, lon)
 
 
+def _when(snap: xr.DataArray) -> str:
+    """The time of a snapshot, for a title ('' when it has none)."""
+    for name, coord in snap.coords.items():
+        if coord.ndim == 0 and np.issubdtype(coord.dtype, np.datetime64):
+            return f"{name} = {np.datetime_as_string(coord.values, unit='D')}"
+        if coord.ndim == 0 and coord.dtype == object:
+            return f"{name} = {coord.values}"
+    return ""
+
+
 def plot_compare(
-    coarse: xr.Dataset | xr.DataArray,
-    result: xr.Dataset | xr.DataArray | None = None,
+    obj: xr.Dataset | xr.DataArray,
+    coarse: xr.Dataset | xr.DataArray | None = None,
     truth: xr.Dataset | xr.DataArray | None = None,
     *,
+    baseline: str | None = None,
+    result: xr.Dataset | xr.DataArray | None = None,
     time: Any = None,
     variable: Hashable | None = None,
     cmap: str = "RdYlBu_r",
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
-    """Coarse input, downscaled result and truth side by side on one colour scale.
+    """Coarse input, baseline, downscaled result and truth side by side on one colour scale.
 
-    Land (NaN) is grey, with the coastline drawn from the finest field's mask.
+    Every panel is in degC and shows the same time step (the first, or the one nearest
+    ``time``). Land (NaN) is grey, with the coastline drawn from each field's mask.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        The downscaled field (``hi.sstsr.plot_compare(coarse=ds, truth=truth)``).
+    coarse, truth : xarray.Dataset or xarray.DataArray, optional
+        The low-resolution input and the high-resolution truth.
+    baseline : {"bicubic", "nearest"}, optional
+        Add a panel with that baseline made from ``coarse`` on the result's grid.
+    result : xarray.Dataset or xarray.DataArray, optional
+        The older calling form ``plot_compare(coarse, result=hi, truth=truth)``: when
+        ``result`` is given, ``obj`` is the coarse input.
+    time : optional
+        The time step to show (nearest); default the first.
+    variable : str, optional
+        Name of the SST variable in Datasets.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
 
     Examples
     --------
-    >>> fig = coarse.sstsr.plot_compare(result=hi, truth=truth)  # doctest: +SKIP
+    >>> fig = hi.sstsr.plot_compare(coarse=ds, truth=truth, baseline="bicubic")  # doctest: +SKIP
     >>> fig.savefig("compare.png")  # doctest: +SKIP
     """
-    plt = _pyplot()
-    panels = [("coarse input", _field(coarse, variable))]
     if result is not None:
-        panels.append(("downscaled", _field(result, variable)))
-    if truth is not None:
-        panels.append(("truth", _field(truth, variable)))
+        if coarse is not None:
+            raise TypeError(
+                "pass either plot_compare(hi, coarse=...) or "
+                "plot_compare(coarse, result=hi), not both."
+            )
+        obj, coarse = result, obj
+    plt = _pyplot()
+    coarse_da = _field(coarse, variable)
+    result_da = _field(obj, variable)
+    truth_da = _field(truth, variable)
+    panels: list[tuple[str, xr.DataArray | None]] = [("coarse input", coarse_da)]
+    if baseline is not None:
+        if coarse_da is None:
+            raise ValueError("baseline= needs coarse= (the low-resolution input).")
+        assert result_da is not None
+        panels.append((baseline, _baseline(coarse_da, baseline, result_da)))
+    panels += [("downscaled", result_da), ("truth", truth_da)]
     maps = [(title, _snapshot(da, time)) for title, da in panels if da is not None]
     values = np.concatenate([np.asarray(m.values, dtype="float64").ravel() for _, m in maps])
+    if not np.isfinite(values).any():
+        raise ValueError("nothing to show: every panel is NaN at this time step.")
     vmin, vmax = np.nanpercentile(values, [1, 99])
     fig, axes = plt.subplots(
         1,
@@ -102,15 +155,280 @@ def plot_compare(
             snap[lon], snap[lat], snap.values, vmin=vmin, vmax=vmax, cmap=cmap, shading="nearest"
         )
         ocean = np.isfinite(snap.values).astype(float)
-        if 0 < ocean.mean() < 1:
+        if 0 < ocean.mean() < 1 and min(ocean.shape) > 1:
             ax.contour(snap[lon], snap[lat], ocean, levels=[0.5], colors="k", linewidths=0.6)
         shape = "x".join(str(s) for s in snap.shape)
         ax.set_title(f"{title} ({shape})")
         ax.set_xlabel(str(lon))
         ax.set_aspect("equal", adjustable="box")
     axes[0][0].set_ylabel(str(maps[0][1].dims[0]))
-    units = maps[0][1].attrs.get("units", "")
-    fig.colorbar(mesh, ax=axes[0].tolist(), shrink=0.8, label=f"SST ({units})")
+    fig.colorbar(mesh, ax=axes[0].tolist(), shrink=0.8, label="SST (degC)")
+    when = _when(maps[0][1])
+    if when:
+        fig.suptitle(when)
+    return fig
+
+
+def _baseline(coarse: xr.DataArray, name: str, like: xr.DataArray) -> xr.DataArray:
+    from .evaluation import BASELINES, bicubic_baseline, nearest_baseline
+
+    if name not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES} or None, got {name!r}.")
+    make = bicubic_baseline if name == "bicubic" else nearest_baseline
+    return make(coarse, like=like)
+
+
+def plot_spectrum(
+    obj: xr.Dataset | xr.DataArray,
+    coarse: xr.Dataset | xr.DataArray | None = None,
+    truth: xr.Dataset | xr.DataArray | None = None,
+    baseline: str | None = "bicubic",
+    *,
+    units: str = "degree",
+    nan: str = "auto",
+    variable: Hashable | None = None,
+    ax: Any = None,
+    figsize: tuple[float, float] = (6.4, 4.6),
+) -> Figure:
+    """Zonal wavenumber power spectra of the input, result, baseline and truth (log-log).
+
+    Each spectrum is the 1-D zonal PSD averaged over latitude rows and time (Hann window,
+    linear detrending; see :func:`xsstsr.evaluation.zonal_spectrum`). A dotted line marks
+    the coarse grid's Nyquist wavenumber: above it, all the variance is the model's.
+    All fields are reduced in one :func:`dask.compute`.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        The downscaled field.
+    coarse : xarray.Dataset or xarray.DataArray, optional
+        The low-resolution input (drawn, and used to make the baseline).
+    truth : xarray.Dataset or xarray.DataArray, optional
+        High-resolution truth.
+    baseline : {"bicubic", "nearest"} or None
+        Baseline made from ``coarse``; ignored without ``coarse``.
+    units : {"degree", "km"}
+        Wavenumber in cycles per degree, or per km at the rows' mean latitude.
+    nan : {"auto", "skip", "fill"}
+        Land handling (see :func:`~xsstsr.evaluation.zonal_spectrum`); ``"auto"`` skips
+        rows with NaN when every field has a complete row, else fills all.
+    ax : matplotlib Axes, optional
+        Draw there instead of on a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = hi.sstsr.plot_spectrum(coarse=coarse, truth=truth)  # doctest: +SKIP
+    """
+    import dask
+
+    from .evaluation import _spectrum_task, spectrum_from_parts
+
+    if units not in ("degree", "km"):
+        raise ValueError(f"units must be 'degree' or 'km', got {units!r}.")
+    if nan not in ("auto", "skip", "fill"):
+        raise ValueError(f"nan must be 'auto', 'skip' or 'fill', got {nan!r}.")
+    plt = _pyplot()
+    result_da = _field(obj, variable)
+    assert result_da is not None
+    fields: list[tuple[str, xr.DataArray, dict[str, Any]]] = []
+    coarse_da = _field(coarse, variable)
+    if coarse_da is not None:
+        fields.append(("coarse input", coarse_da, {"color": "0.5", "lw": 1.5}))
+        if baseline is not None:
+            fields.append(
+                (
+                    baseline,
+                    _baseline(coarse_da, baseline, result_da),
+                    {"color": "C1", "ls": "--", "lw": 1.5},
+                )
+            )
+    fields.append(("downscaled", result_da, {"color": "C0", "lw": 2.0}))
+    truth_da = _field(truth, variable)
+    if truth_da is not None:
+        fields.append(("truth", truth_da, {"color": "k", "lw": 1.2}))
+    tasks = [_spectrum_task(da) for _, da, _ in fields]
+    parts = dask.compute(*(task for task, _, _ in tasks))
+    mode = nan
+    if nan == "auto":
+        mode = "skip" if all(p["skip"][1] > 0 for p in parts) else "fill"
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, constrained_layout=True)
+    else:
+        fig = ax.figure
+    nyquist = None
+    for (label, _, style), part, (_, dx, name) in zip(fields, parts, tasks, strict=True):
+        spec = spectrum_from_parts(part, dx, mode, units, name)
+        ax.loglog(spec["wavenumber"].values, spec.values, label=label, **style)
+        if label == "coarse input":
+            nyquist = spec.attrs["nyquist"]
+    if nyquist is not None:
+        ax.axvline(nyquist, color="0.4", ls=":", lw=1)
+        ax.annotate(
+            "coarse Nyquist",
+            (nyquist, 0.98),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=8,
+            color="0.3",
+        )
+    per = "cycles per degree" if units == "degree" else "cycles per km"
+    ax.set_xlabel(f"zonal wavenumber ({per})")
+    ax.set_ylabel(f"PSD (K² / ({per}))")
+    unit_len = "degree" if units == "degree" else "km"
+    secondary = ax.secondary_xaxis(
+        "top",
+        functions=(lambda k: 1.0 / np.maximum(k, 1e-12), lambda w: 1.0 / np.maximum(w, 1e-12)),
+    )
+    secondary.set_xlabel(f"wavelength ({unit_len})")
+    from matplotlib.ticker import NullFormatter
+
+    for axis in (ax.xaxis, secondary.xaxis):
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_title(
+        f"zonal spectra (rows: {'ocean only' if mode == 'skip' else 'land filled'})", fontsize=10
+    )
+    ax.legend()
+    ax.grid(True, which="major", alpha=0.3)
+    return fig
+
+
+def plot_stations(
+    obj: xr.Dataset | xr.DataArray,
+    stations: Any,
+    n: int = 4,
+    *,
+    coarse: xr.Dataset | xr.DataArray | None = None,
+    baseline: str | None = "bicubic",
+    truth: xr.Dataset | xr.DataArray | None = None,
+    station_ids: Sequence[Any] | None = None,
+    variable: Hashable | None = None,
+    columns: Mapping[str, Hashable] | None = None,
+    units: str = "degC",
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Station time series (observations) against the field sampled at the stations.
+
+    The downscaled field (and the baseline made from ``coarse``, and ``truth`` when
+    given) is sampled bilinearly at each station and matched to the observations by the
+    nearest time step, as :func:`xsstsr.evaluate` does; each panel's title gives the
+    station, its position and the RMSE of each field.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        The downscaled field.
+    stations : pandas.DataFrame or xarray.Dataset
+        Station series (columns ``station, time, lat, lon, sst``; see
+        :func:`xsstsr.stations.read_stations`).
+    n : int
+        How many stations to draw (those with the most scored observations) when
+        ``station_ids`` is not given.
+    coarse, baseline : optional
+        Add the baseline made from the coarse input.
+    truth : optional
+        Add the gridded truth sampled at the stations.
+    station_ids : list, optional
+        The stations to draw.
+    columns, units
+        As for :func:`xsstsr.stations.read_stations`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = hi.sstsr.plot_stations(stations, n=4)  # doctest: +SKIP
+    """
+    import dask
+
+    from .cf import find_fields
+    from .evaluation import StationSampler
+
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    plt = _pyplot()
+    result_da = _field(obj, variable)
+    assert result_da is not None
+    _, found = find_fields(result_da)
+    fields: dict[str, xr.DataArray] = {"downscaled": result_da}
+    coarse_da = _field(coarse, variable)
+    if coarse_da is not None and baseline is not None:
+        from .evaluation import _on_grid
+
+        base = _baseline(coarse_da, baseline, result_da)
+        fields[baseline] = _on_grid(base, result_da, found.lat, found.lon, "the baseline")
+    truth_da = _field(truth, variable)
+    if truth_da is not None:
+        from .evaluation import _on_grid, _rename_time
+
+        fields["truth"] = _rename_time(
+            _on_grid(truth_da, result_da, found.lat, found.lon, "truth"), found.time
+        )
+    if len(fields) > 1:
+        aligned = xr.align(*fields.values(), join="inner", exclude=[found.lat, found.lon])
+        fields = dict(zip(fields, aligned, strict=True))
+    sampler = StationSampler(fields, stations, found.lat, found.lon, found.time, columns, units)
+    table = sampler.finish(dask.compute(*sampler.lazy))
+    if station_ids is not None:
+        wanted = [str(s) for s in station_ids]
+        unknown = sorted(set(wanted) - set(table["station"]))
+        if unknown:
+            from .errors import StationsError
+
+            raise StationsError(
+                f"stations {unknown[:5]} are not in the table (or were dropped as outside "
+                "the grid or the record)."
+            )
+    else:
+        scored = table.dropna(subset=["downscaled"]).groupby("station").size()
+        if scored.empty:
+            from .errors import StationsError
+
+            raise StationsError("no station falls on ocean cells of the field.")
+        ranked = sorted(scored.items(), key=lambda item: (-item[1], item[0]))
+        wanted = [name for name, _ in ranked[: int(n)]]
+    ncols = min(2, len(wanted))
+    nrows = -(-len(wanted) // ncols)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=figsize or (6.0 * ncols, 2.8 * nrows),
+        squeeze=False,
+        sharex=True,
+        constrained_layout=True,
+    )
+    styles = {
+        "downscaled": {"color": "C0", "lw": 1.8},
+        "truth": {"color": "k", "lw": 1.0},
+        "bicubic": {"color": "C1", "ls": "--", "lw": 1.2},
+        "nearest": {"color": "C2", "ls": "--", "lw": 1.2},
+    }
+    for ax, station in zip(axes.ravel(), wanted, strict=False):
+        rows = table[table["station"] == station].sort_values("time")
+        ax.plot(rows["time"], rows["sst"], "o", ms=3.5, color="C3", label="observed")
+        errors = []
+        for name in fields:
+            ax.plot(rows["time"], rows[name], label=name, **styles.get(name, {}))
+            err = (rows[name] - rows["sst"]).to_numpy(dtype="float64")
+            if np.isfinite(err).any():
+                errors.append(f"{name} {np.sqrt(np.nanmean(err**2)):.2f}")
+        first = rows.iloc[0]
+        ax.set_title(
+            f"{station} ({first['lat']:.2f}N, {first['lon']:.2f}E)  RMSE (K): " + ", ".join(errors),
+            fontsize=9,
+        )
+        ax.set_ylabel("SST (degC)")
+    for ax in axes.ravel()[len(wanted) :]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=8)
+    fig.autofmt_xdate()
     return fig
 
 

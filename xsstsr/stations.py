@@ -118,6 +118,8 @@ def _from_dsg(ds: xr.Dataset, columns: Mapping[str, Hashable] | None) -> tuple[p
     frame = ds[[names["sst"], names["lat"], names["lon"]]].to_dataframe().reset_index()
     if names["station"] not in frame.columns:
         frame[names["station"]] = frame.index
+    # the caller reads the frame with the canonical names (its columns= mapping is used up)
+    frame = frame.rename(columns={name: key for key, name in names.items()})
     return frame, units
 
 
@@ -148,9 +150,13 @@ def drop_outside(
         _warn(f"dropped {len(outside)} station(s) outside the grid's extent: {outside[:10]}")
     keep = set(positions.index[inside])
     if ocean is not None and keep:
-        iy = np.clip(np.round((positions["lat"] - lat[0]) / dlat).astype(int), 0, lat.size - 1)
+        # positional arrays (slon is a plain ndarray: indexing it by station id fails)
+        iy = np.clip(
+            np.round((positions["lat"].to_numpy() - lat[0]) / dlat).astype(int), 0, lat.size - 1
+        )
         ix = np.clip(np.round((slon - lon[0]) / dlon).astype(int), 0, lon.size - 1)
-        on_land = [s for s in keep if not ocean[iy[s], ix[s]]]
+        land = ~np.asarray(ocean, dtype=bool)[iy, ix]
+        on_land = list(positions.index[inside.to_numpy() & land])
         if on_land:
             _warn(f"dropped {len(on_land)} station(s) on land (NaN in the data): {on_land[:10]}")
             keep -= set(on_land)

@@ -46,6 +46,17 @@ class TileSpec:
         return self.upsample / self.pool
 
 
+def default_tile(device: str) -> int:
+    """Tile side: larger on a GPU, where the halo's share of the work should be small and
+    free memory (not cache) is the limit; batches then follow from free memory."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return 1024 if free > 16 * 1024**3 else 512
+    return DEFAULT_TILE
+
+
 def resolve_device(device: str) -> str:
     """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; validate others."""
     import torch

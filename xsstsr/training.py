@@ -70,30 +70,6 @@ def _celsius(da: xr.DataArray, units: str) -> xr.DataArray:
     return da - KELVIN_OFFSET if units == "K" else da
 
 
-def _area_average(
-    high: xr.DataArray,
-    lat: Hashable,
-    lon: Hashable,
-    up: int,
-    pool: int,
-    coarse_lat: np.ndarray,
-    coarse_lon: np.ndarray,
-) -> xr.DataArray:
-    """Coarse cells as exact area means of fine cells (NaN where over half is land)."""
-    if pool > 1:  # split each fine cell into pool x pool parts so p of them make a coarse cell
-        high = high.isel(
-            {
-                lat: np.repeat(np.arange(high.sizes[lat]), pool),
-                lon: np.repeat(np.arange(high.sizes[lon]), pool),
-            }
-        )
-    blocks = high.coarsen({lat: up, lon: up}, coord_func="mean")
-    mean = blocks.mean()  # NaN-skipping by default
-    ocean = high.notnull().coarsen({lat: up, lon: up}).mean()
-    low = mean.where(ocean >= 0.5)
-    return low.assign_coords({lat: coarse_lat, lon: coarse_lon})
-
-
 def prepare_data(
     obj: xr.Dataset | xr.DataArray,
     *,
@@ -134,7 +110,10 @@ def prepare_data(
         fine_lon = high[lon_dim].values.astype("float64")
         coarse_lat = _coarse_centres(fine_lat, lat_dim, up, pool)
         coarse_lon = _coarse_centres(fine_lon, lon_dim, up, pool)
-        low = _area_average(high, lat_dim, lon_dim, up, pool, coarse_lat, coarse_lon)
+        from .datasets import coarsen_truth
+
+        low = coarsen_truth(high, frac, lat=lat_dim, lon=lon_dim)
+        low = low.assign_coords({lat_dim: coarse_lat, lon_dim: coarse_lon})
         mode = "coarsened-truth"
     else:
         low = da
@@ -404,16 +383,27 @@ def save_checkpoint(
         flat, groups[name] = _flatten_optimizer(name, opt.state_dict())
         tensors.update({k: v.contiguous() for k, v in flat.items()})
     blob = save(tensors)
-    write_atomic(directory / CHECKPOINT_TENSORS, blob)
+    # one tensors file per step, named in the JSON: a kill between the two writes leaves the
+    # previous JSON pointing at the previous (still present) tensors, never at a mismatch
+    name = _tensors_name(step)
+    write_atomic(directory / name, blob)
     state = {
         "step": step,
         "fingerprint": fingerprint,
+        "tensors": name,
         "tensors_sha256": hashlib.sha256(blob).hexdigest(),
         "param_groups": groups,
         "history": history,
         "xsstsr_version": __version__,
     }
     write_atomic(directory / CHECKPOINT_STATE, json.dumps(state, allow_nan=True).encode())
+    for old in directory.glob("xsstsr-checkpoint*.safetensors"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+
+
+def _tensors_name(step: int) -> str:
+    return CHECKPOINT_TENSORS.replace(".safetensors", f"-{step:09d}.safetensors")
 
 
 def load_checkpoint(
@@ -427,7 +417,14 @@ def load_checkpoint(
         return None
     try:
         state = json.loads(state_path.read_text())
-        blob = (directory / CHECKPOINT_TENSORS).read_bytes()
+        name = state.get("tensors", CHECKPOINT_TENSORS) if isinstance(state, dict) else None
+        if (
+            not isinstance(name, str)
+            or Path(name).name != name
+            or not name.startswith("xsstsr-checkpoint")
+        ):
+            raise OSError(f"the record names no valid tensors file ({name!r})")
+        blob = (directory / name).read_bytes()
     except (OSError, json.JSONDecodeError) as err:
         raise TrainingError(
             f"checkpoint in {directory} is unreadable ({err}); delete it to start again."
@@ -458,11 +455,50 @@ def load_checkpoint(
 # -- the loop ------------------------------------------------------------------
 
 
+def _distributed(device: str) -> tuple[int, int, str]:
+    """Rank, world size and device under ``torchrun`` (or an initialised process group).
+
+    Started by torchrun (WORLD_SIZE > 1), the process group is initialised here: gloo on
+    the CPU, nccl on GPUs with one GPU per process (LOCAL_RANK).
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return 0, 1, device
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return 0, 1, device
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", rank % max(1, torch.cuda.device_count())))
+        device = f"cuda:{local}"
+        torch.cuda.set_device(device)
+    return rank, world, device
+
+
+def _average_gradients(module: Any, world: int) -> None:
+    """Mean of the gradients over processes (what DDP does, by hand for the critic)."""
+    import torch.distributed as dist
+
+    for param in module.parameters():
+        if param.grad is not None:
+            dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+            param.grad /= world
+
+
 def _check_positive(name: str, value: Any, integer: bool = True) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-        raise ValueError(
-            f"{name} must be a positive {'integer' if integer else 'number'}, got {value!r}."
+    kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, kind)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InputDataError(
+            f"{name} must be a positive {'integer' if integer else 'finite number'}, got "
+            f"{value!r}; pass e.g. {name}={1 if integer else 1e-4}."
         )
 
 
@@ -483,6 +519,7 @@ def fit(
     batch_size: int = 16,
     patch_size: int = 24,
     lr: float = 1e-4,
+    lr_schedule: str = "constant",
     n_critic: int = 5,
     gp_weight: float = 10.0,
     adv_weight: float = 1e-3,
@@ -528,6 +565,8 @@ def fit(
         Length of training, patches per step, patch side in low-resolution cells.
     lr, n_critic, gp_weight : float, int, float
         Adam learning rate (betas 0.0, 0.9), critic steps per generator step, lambda.
+    lr_schedule : {"constant", "cosine"}
+        ``"cosine"`` decays both learning rates to a tenth of ``lr`` over the run.
     adv_weight, pixel_weight, station_weight : float
         Weights of the adversarial, pixel and station terms of the generator loss.
     validation : float
@@ -574,9 +613,23 @@ def fit(
         _check_positive("steps_per_epoch", steps_per_epoch)
     for key, value in (("lr", lr), ("gp_weight", gp_weight)):
         _check_positive(key, value, integer=False)
-    if not 0 <= validation < 1:
-        raise ValueError(f"validation must be a fraction in [0, 1), got {validation!r}.")
+    if (
+        isinstance(validation, bool)
+        or not isinstance(validation, (int, float, np.integer, np.floating))
+        or not 0 <= validation < 1
+    ):
+        raise InputDataError(
+            f"validation must be a fraction in [0, 1), got {validation!r}; pass e.g. "
+            "validation=0.1 (or 0 to validate on the training steps)."
+        )
     device = resolve_device(device)
+    rank, world, device = _distributed(device)
+    if batch_size % world:
+        raise ValueError(
+            f"batch_size={batch_size} is the global batch and must be divisible by the "
+            f"{world} processes of the data-parallel run."
+        )
+    local = batch_size // world
 
     data = prepare_data(
         obj, target=target, sources=sources, factor=factor, variable=variable, lat=lat, lon=lon
@@ -611,6 +664,7 @@ def fit(
         "patch_size": sampler.patch,
         "lr": lr,
         "n_critic": n_critic,
+        "lr_schedule": lr_schedule,
         "gp_weight": gp_weight,
         "adv_weight": adv_weight,
         "pixel_weight": pixel_weight,
@@ -642,6 +696,14 @@ def fit(
         torch.manual_seed(seed)
         gen = build_generator(meta).to(device)
         critic = Critic().to(device)
+    # Data-parallel: the generator is wrapped in DistributedDataParallel; the critic's
+    # gradients are averaged by hand because DDP does not support the double backward of
+    # the gradient penalty.
+    gen_step: Any = gen
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        gen_step = DistributedDataParallel(gen)
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.0, 0.9))
     opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.0, 0.9))
     nets = {"generator": gen, "critic": critic}
@@ -692,7 +754,7 @@ def fit(
     bar = tqdm(
         total=total,
         initial=start,
-        disable=not progress,
+        disable=not progress or rank != 0,
         desc="xsstsr fit",
         unit="step",
         dynamic_ncols=True,
@@ -703,23 +765,38 @@ def fit(
     try:
         for step in range(start, total):
             rng = np.random.default_rng([seed, step])
+            if lr_schedule == "cosine":  # a function of the step only, so resuming is exact
+                rate = lr * (0.1 + 0.45 * (1 + math.cos(math.pi * step / total)))
+                for opt in (opt_g, opt_d):
+                    for group in opt.param_groups:
+                        group["lr"] = rate
             gp_rng = torch.Generator().manual_seed(int(rng.integers(2**62)))
             positions = sampler.positions(rng, train_times, (n_critic + 1) * batch_size)
+            # each process loads its share of every group of the global batch
+            share = slice(rank * local, (rank + 1) * local)
+            positions = [
+                p
+                for k in range(n_critic + 1)
+                for p in positions[k * batch_size : (k + 1) * batch_size][share]
+            ]
             batch = sampler.load(positions)
             frames, high, s_grid, s_vals = tensors(batch)
             stats: dict[str, float] = {}
             for k in range(n_critic):
-                sl = slice(k * batch_size, (k + 1) * batch_size)
+                sl = slice(k * local, (k + 1) * local)
                 with torch.no_grad():
                     fake = gen(frames[sl])
                 valid, m, cond = conditioned(frames[sl], high[sl])
                 real = torch.where(valid, high[sl], torch.zeros_like(high[sl]))
-                loss_d, stats = critic_loss(critic, real, fake * m, cond, gp_weight, gp_rng)
+                eps = torch.rand(batch_size, generator=gp_rng)[share]
+                loss_d, stats = critic_loss(critic, real, fake * m, cond, gp_weight, eps=eps)
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
+                if world > 1:
+                    _average_gradients(critic, world)
                 opt_d.step()
-            sl = slice(n_critic * batch_size, (n_critic + 1) * batch_size)
-            fake = gen(frames[sl])
+            sl = slice(n_critic * local, (n_critic + 1) * local)
+            fake = gen_step(frames[sl])
             valid, m, cond = conditioned(frames[sl], high[sl])
             adv = -critic(fake * m, cond).mean()
             pix = pointwise_loss(fake, high[sl], config)
@@ -756,7 +833,11 @@ def fit(
                 val=f"{record.get('val_rmse', math.nan):.3f}",
                 refresh=False,
             )
-            if ckpt is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == total):
+            if (
+                ckpt is not None
+                and rank == 0
+                and ((step + 1) % checkpoint_every == 0 or step + 1 == total)
+            ):
                 save_checkpoint(ckpt, step + 1, fingerprint, nets, optimizers, history)
     finally:
         bar.close()
@@ -764,6 +845,7 @@ def fit(
     gen.eval()
     meta["training"]["wall_time_s"] = round(wall, 2)
     meta["training"]["device"] = device
+    meta["training"]["processes"] = world
     meta["training"]["torch_version"] = torch.__version__
     state = {k: v.detach().cpu().numpy().copy() for k, v in gen.state_dict().items()}
     frame = pd.DataFrame(history)

@@ -218,8 +218,11 @@ def load_model(model: str | os.PathLike[str] | Model) -> Model:
     if isinstance(model, Model):
         return model
     if not isinstance(model, (str, os.PathLike)):
-        raise TypeError(
-            f"model must be a registry name, a path or an xsstsr.Model, got {type(model).__name__}."
+        from .errors import InputTypeError
+
+        raise InputTypeError(
+            f"model must be a registry name, a path or an xsstsr.Model, got "
+            f"{type(model).__name__}; pass e.g. model='sst-x4' or model='my.safetensors'."
         )
     text = os.fspath(model)
     path = Path(text).expanduser()

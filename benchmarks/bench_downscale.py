@@ -1,0 +1,281 @@
+"""Speed and memory of ``downscale`` against the machine's own limits, as ratios in one run.
+
+    python benchmarks/bench_downscale.py            # default sizes (minutes on a laptop)
+    python benchmarks/bench_downscale.py --quick    # small sizes, seconds
+    python benchmarks/bench_downscale.py --full     # the issue's sizes (a 365-day 0.25-degree
+                                                    # series into zarr: hours on a CPU)
+    python benchmarks/bench_downscale.py --device cuda
+
+Every figure is measured in this run on this machine, and every target is a ratio:
+
+* throughput: output megapixels per second for one global 0.25-degree field (720 x 1440) at
+  factors 4 and 5, and for a series of steps;
+* efficiency: the generator's achieved FLOP rate over the rate of one large 3x3
+  convolution in torch on the same device (the machine's practical peak); target >= 0.5;
+* tiled / whole-field time for the same field (target <= 1.25), with bicubic interpolation
+  (scipy) for scale;
+* peak resident memory while streaming a (steps x 720 x 1440) series into zarr, at 1/4,
+  1/2 and all of the steps (target: flat, and under 2.5 GB);
+* time against number of steps: 10 x the work within 11 x the time.
+
+Released weights are used when present, else a freshly initialised generator of the same
+architecture (the cost does not depend on the weights' values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+import xsstsr
+from xsstsr.model import Model, init_model, new_metadata
+
+
+def _model(factor: float) -> Model:
+    name = f"sst-x{factor:g}"
+    if name in xsstsr.available_models():
+        return xsstsr.load_model(name)
+    frac = xsstsr.weights.parse_factor(factor)
+    meta = new_metadata(
+        name=name,
+        upsample=frac.numerator,
+        pool=frac.denominator,
+        window=3,
+        inputs=["sst"],
+        mean=15.0,
+        std=8.0,
+    )
+    return init_model(meta)
+
+
+def global_field(nt: int, ny: int = 720, nx: int = 1440, seed: int = 0) -> xr.DataArray:
+    """A cheap global SST-like field with land (NaN), CF attributes, (time, lat, lon)."""
+    rng = np.random.default_rng(seed)
+    lat = -90 + 180 / ny * (np.arange(ny) + 0.5)
+    lon = 360 / nx * (np.arange(nx) + 0.5)
+    base = (28 * np.cos(np.deg2rad(lat)) ** 2 - 1)[:, None] + 0.5 * np.sin(np.deg2rad(3 * lon))
+    land = (np.sin(np.deg2rad(2 * lon))[None, :] * np.cos(np.deg2rad(3 * lat))[:, None]) > 0.6
+    noise = rng.normal(0, 0.2, (nt, ny, nx)).astype("float32")
+    values = base[None].astype("float32") + noise
+    values[:, land] = np.nan
+    return xr.DataArray(
+        values,
+        dims=("time", "lat", "lon"),
+        coords={
+            "time": np.datetime64("2020-01-01") + np.arange(nt).astype("timedelta64[D]"),
+            "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+        name="sst",
+        attrs={"standard_name": "sea_surface_temperature", "units": "degC"},
+    )
+
+
+def _timed(fn: Any, repeat: int = 1) -> float:
+    fn()  # warm-up: first call builds the network and allocates
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def conv_peak_flops(device: str) -> float:
+    """FLOP/s of one large 3x3 convolution (64 -> 64 channels) on ``device``."""
+    import torch
+
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device).eval()
+    x = torch.randn(4, 64, 256, 256, device=device)
+
+    def run() -> None:
+        with torch.inference_mode():
+            conv(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    seconds = _timed(run, repeat=3)
+    return 2 * 4 * 256 * 256 * 64 * 64 * 9 / seconds
+
+
+def generator_flops(model: Model, ny: int, nx: int) -> float:
+    """Multiply-adds x 2 of one forward pass over an (ny, nx) low-resolution field."""
+    arch = model.metadata["architecture"]
+    f, b, u = arch["features"], arch["blocks"], arch["up_features"]
+    cin = model.window * len(model.inputs) + 1
+    per_pixel = 9 * (cin * f + 2 * b * f * f + f * f + f * u + u * model.upsample**2)
+    return 2.0 * per_pixel * ny * nx
+
+
+def bench_field(factor: float, ny: int, nx: int, device: str) -> dict[str, float]:
+    model = _model(factor)
+    field = global_field(1, ny, nx)
+    whole = _timed(
+        lambda: xsstsr.downscale(field, model=model, device=device, tile_size=max(ny, nx)), repeat=2
+    )
+    tiled = _timed(
+        lambda: xsstsr.downscale(
+            field.chunk({"lat": ny // 4, "lon": nx // 4}), model=model, device=device
+        ).compute(),
+        repeat=2,
+    )
+    from scipy.ndimage import zoom
+
+    values = np.nan_to_num(field.values[0])
+    bicubic = _timed(lambda: zoom(values, factor, order=3), repeat=2)
+    out_px = ny * nx * factor * factor
+    return {
+        "whole_s": whole,
+        "tiled_s": tiled,
+        "bicubic_s": bicubic,
+        "mpx_per_s": out_px / whole / 1e6,
+        "gflops": generator_flops(model, ny, nx) / whole / 1e9,
+    }
+
+
+def bench_series(factor: float, nt: int, ny: int, nx: int, device: str) -> dict[str, float]:
+    model = _model(factor)
+    field = global_field(nt, ny, nx).chunk({"time": 4})
+    seconds = _timed(lambda: xsstsr.downscale(field, model=model, device=device).compute())
+    return {"seconds": seconds, "mpx_per_s": nt * ny * nx * factor**2 / seconds / 1e6}
+
+
+_STREAM = """
+import json, resource, sys, time, tempfile
+sys.path.insert(0, {here!r})
+import xsstsr
+from bench_downscale import global_field, _model
+from xsstsr.io import write_dataset
+nt, ny, nx, device = {nt}, {ny}, {nx}, {device!r}
+import dask.array as dsa, numpy as np
+field = global_field(1, ny, nx)
+# a lazy series whose steps are made inside the graph: no input held in memory
+lazy = dsa.map_blocks(lambda b: np.repeat(field.values, b.shape[0], axis=0),
+                      dsa.zeros((nt, ny, nx), chunks=(2, ny, nx), dtype="float32"),
+                      dtype="float32")
+series = global_field(1, ny, nx).isel(time=[0] * nt).copy(data=lazy)
+series = series.assign_coords(time=np.arange(nt))
+series["time"].attrs["axis"] = "T"
+out = xsstsr.downscale(series, 4, model=_model(4), device=device)
+start = time.perf_counter()
+with tempfile.TemporaryDirectory() as tmp:
+    import dask
+    with dask.config.set(scheduler="threads", num_workers=2):
+        write_dataset(out, tmp + "/out.zarr")
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB on Linux
+print(json.dumps({{"peak_mib": peak, "seconds": seconds}}))
+"""
+
+
+def bench_stream(nt: int, ny: int, nx: int, device: str) -> dict[str, float]:
+    """Peak RSS of a fresh process streaming ``nt`` steps into zarr."""
+    code = _STREAM.format(here=str(Path(__file__).parent), nt=nt, ny=ny, nx=nx, device=device)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ),
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes, seconds")
+    size.add_argument("--full", action="store_true", help="the issue's full sizes")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", default=None, help="also write the figures as JSON")
+    args = parser.parse_args()
+    device = xsstsr.tiling.resolve_device(args.device)
+    if args.quick:
+        grid, series_steps, stream_steps, stream_grid = (180, 360), 8, 16, (90, 180)
+    elif args.full:
+        grid, series_steps, stream_steps, stream_grid = (720, 1440), 64, 365, (720, 1440)
+    else:
+        grid, series_steps, stream_steps, stream_grid = (720, 1440), 16, 48, (180, 360)
+
+    peak = conv_peak_flops(device)
+    rows: list[tuple[str, str, str, str]] = []
+    figures: dict[str, Any] = {"device": device, "peak_conv_gflops": peak / 1e9}
+    for factor in (4, 5):
+        r = bench_field(factor, *grid, device)
+        figures[f"field_x{factor}"] = r
+        rows.append(
+            (
+                f"x{factor} one {grid[0]}x{grid[1]} field",
+                f"{r['mpx_per_s']:.2f} Mpx/s",
+                f"{r['gflops'] * 1e9 / peak:.2f} of conv peak",
+                ">= 0.5 (CPU)",
+            )
+        )
+        rows.append(
+            (
+                f"x{factor} tiled / whole field",
+                f"{r['tiled_s']:.2f} s / {r['whole_s']:.2f} s",
+                f"{r['tiled_s'] / r['whole_s']:.2f}",
+                "<= 1.25",
+            )
+        )
+        rows.append(
+            (
+                f"x{factor} bicubic (scipy) / generator",
+                f"{r['bicubic_s']:.2f} s",
+                f"{r['bicubic_s'] / r['whole_s']:.2f}",
+                "for scale",
+            )
+        )
+    short = bench_series(4, max(1, series_steps // 10), *grid, device)
+    long = bench_series(4, series_steps, *grid, device)
+    figures["series"] = {"short": short, "long": long}
+    work = series_steps / max(1, series_steps // 10)
+    rows.append(
+        (
+            f"x4 series of {series_steps} steps",
+            f"{long['mpx_per_s']:.2f} Mpx/s",
+            f"{long['seconds'] / short['seconds']:.2f} x time for {work:.0f} x work",
+            f"<= {1.1 * work:.1f}",
+        )
+    )
+    streams = {}
+    for fraction in (4, 2, 1):
+        n = max(1, stream_steps // fraction)
+        streams[n] = bench_stream(n, *stream_grid, device)
+    figures["stream"] = streams
+    peaks = [s["peak_mib"] for s in streams.values()]
+    rows.append(
+        (
+            f"peak RSS streaming {stream_steps}x{stream_grid[0]}x{stream_grid[1]} into zarr",
+            " / ".join(f"{p:.0f}" for p in peaks) + " MiB (1/4, 1/2, all)",
+            f"{max(peaks) / min(peaks):.2f} max/min",
+            "flat (<= 1.2), < 2560 MiB",
+        )
+    )
+
+    print(
+        f"\ndevice: {device}; peak 3x3 conv: {peak / 1e9:.1f} GFLOP/s; torch threads: "
+        f"{__import__('torch').get_num_threads()}\n"
+    )
+    print("| measure | figure | ratio | target |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    tempfile.tempdir = tempfile.gettempdir()
+    main()

@@ -1,0 +1,469 @@
+"""Skill scores (xsstsr.evaluate), baselines and zonal spectra.
+
+Every score is checked against a brute-force numpy computation; dask inputs must give
+the same table in a single dask.compute.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import dask
+import dask.threaded
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from conftest import make_model, sst_field
+
+import xsstsr
+from xsstsr.datasets import coarsen_truth
+from xsstsr.errors import GridError, InputDataError
+from xsstsr.evaluation import (
+    SCORE_COLUMNS,
+    _in_box,
+    _quantile_from_top,
+    _Stats,
+    _top_size,
+    bicubic_baseline,
+    evaluate,
+    nearest_baseline,
+    zonal_spectrum,
+)
+from xsstsr.stations import read_stations, sample_field
+
+FINE = dict(ny=32, nx=32, step=0.0625, lat0=33.0, lon0=124.0)
+
+
+@pytest.fixture(scope="module")
+def truth() -> xr.DataArray:
+    return sst_field(nt=6, seed=1, **FINE)
+
+
+@pytest.fixture(scope="module")
+def result(truth: xr.DataArray) -> xr.DataArray:
+    """A 'downscaled' field: the truth plus a smooth error and noise."""
+    rng = np.random.default_rng(5)
+    err = 0.2 + 0.3 * np.sin(np.arange(truth.sizes["lon"]) / 3.0) + rng.normal(0, 0.2, truth.shape)
+    return (truth + err.astype("float32")).assign_attrs(truth.attrs)
+
+
+@pytest.fixture(scope="module")
+def coarse(truth: xr.DataArray) -> xr.DataArray:
+    return coarsen_truth(truth, 4)
+
+
+@pytest.fixture(scope="module")
+def stations(truth: xr.DataArray) -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    lat = truth.lat.values[[5, 20, 27]] + 0.01
+    lon = truth.lon.values[[20, 9, 28]] - 0.02
+    times = truth.time.values
+    return pd.DataFrame(
+        {
+            "station": np.repeat(["S1", "S2", "S3"], times.size),
+            "time": np.tile(times, 3),
+            "lat": np.repeat(lat, times.size),
+            "lon": np.repeat(lon, times.size),
+            "sst": 20.0 + rng.normal(0, 1.0, 3 * times.size),
+        }
+    )
+
+
+def brute(f: np.ndarray, t: np.ndarray, q: float = 0.99) -> dict[str, float]:
+    ok = np.isfinite(f) & np.isfinite(t)
+    f, t = f[ok].astype("float64"), t[ok].astype("float64")
+    d = f - t
+    thr = np.quantile(t, q)
+    ext = t > thr
+    return {
+        "rmse": np.sqrt(np.mean(d**2)),
+        "bias": d.mean(),
+        "mae": np.abs(d).mean(),
+        "corr": np.corrcoef(f, t)[0, 1],
+        "rmse_extremes": np.sqrt(np.mean(d[ext] ** 2)),
+        "n": d.size,
+        "n_extremes": int(ext.sum()),
+    }
+
+
+def row(table: pd.DataFrame, **where: str) -> pd.Series:
+    sel = table
+    for key, value in where.items():
+        sel = sel[sel[key] == value]
+    assert len(sel) == 1, sel
+    return sel.iloc[0]
+
+
+def check(actual: pd.Series, expected: dict[str, float]) -> None:
+    for key, value in expected.items():
+        assert actual[key] == pytest.approx(value, rel=1e-9, abs=1e-9), key
+
+
+# -- grid scores --------------------------------------------------------------------------
+
+
+def test_grid_scores_match_numpy(result: xr.DataArray, truth: xr.DataArray) -> None:
+    table = evaluate(result, truth, by=None)
+    assert list(table.columns) == list(SCORE_COLUMNS)
+    assert len(table) == 1
+    r = row(table, source="downscaled", against="grid", period="all", region="all")
+    check(r, brute(result.values, truth.values))
+    assert r["n_extremes"] >= 1
+    assert table.attrs["extremes_quantile"] == 0.99
+
+
+def test_accessor_and_top_level_function(result: xr.DataArray, truth: xr.DataArray) -> None:
+    assert xsstsr.evaluate is evaluate
+    a = result.sstsr.evaluate(truth=truth, by=None)
+    b = result.to_dataset().sstsr.evaluate(truth=truth.to_dataset(), by=None)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_common_mask_for_all_sources(
+    result: xr.DataArray, truth: xr.DataArray, coarse: xr.DataArray
+) -> None:
+    """Each row scores every source on the same cells (finite in all of them)."""
+    holey = result.where(result.lat > result.lat[6])
+    table = evaluate(holey, truth, coarse=coarse, baseline=["bicubic", "nearest"], by=None)
+    assert table["source"].tolist() == ["downscaled", "bicubic", "nearest"]
+    assert table["n"].nunique() == 1
+    near = nearest_baseline(coarse, like=truth)
+    ok = np.isfinite(holey.values) & np.isfinite(near.values)
+    expected = brute(np.where(ok, near.values, np.nan), truth.values)
+    check(row(table, source="nearest"), expected)
+
+
+def test_truth_in_kelvin_and_other_names(result: xr.DataArray, truth: xr.DataArray) -> None:
+    other = (truth + 273.15).assign_attrs(units="K").rename(lat="latitude", lon="longitude")
+    other = other.rename(time="t")
+    a = evaluate(result, truth, by=None)
+    b = evaluate(result, other, by=None)
+    pd.testing.assert_frame_equal(a, b, rtol=1e-4)  # float32 K rounding
+
+
+def test_result_in_kelvin(result: xr.DataArray, truth: xr.DataArray) -> None:
+    a = evaluate(result, truth, by=None)
+    b = evaluate((result + 273.15).assign_attrs(units="K"), truth, by=None)
+    pd.testing.assert_frame_equal(a, b, rtol=1e-4)
+
+
+def test_only_common_time_steps(result: xr.DataArray, truth: xr.DataArray) -> None:
+    table = evaluate(result.isel(time=slice(0, 4)), truth.isel(time=slice(2, 6)), by=None)
+    expected = brute(result.values[2:4], truth.values[2:4])
+    check(row(table, source="downscaled"), expected)
+
+
+def test_without_time(result: xr.DataArray, truth: xr.DataArray) -> None:
+    table = evaluate(result.isel(time=0), truth.isel(time=0))
+    assert table["period"].tolist() == ["all"]
+    check(row(table, source="downscaled"), brute(result.values[0], truth.values[0]))
+
+
+def test_extra_dimension(result: xr.DataArray, truth: xr.DataArray) -> None:
+    ens = xr.concat([result, result + 0.5], dim="member")
+    ens_truth = xr.concat([truth, truth], dim="member")
+    table = evaluate(ens, ens_truth, by=None)
+    expected = brute(
+        np.stack([result.values, result.values + 0.5]), np.stack([truth.values, truth.values])
+    )
+    check(row(table, source="downscaled"), expected)
+
+
+def test_seasons_and_months() -> None:
+    t = sst_field(nt=12, seed=3, **FINE)
+    t = t.assign_coords(time=pd.date_range("2021-01-15", periods=12, freq="30D"))
+    f = t + 0.1 * np.arange(12)[:, None, None]
+    table = evaluate(f.assign_attrs(t.attrs), t)
+    assert table["period"].tolist() == ["all", "DJF", "MAM", "JJA", "SON"]
+    months = t.time.dt.month.values
+    djf = np.isin(months, [12, 1, 2])
+    check(row(table, period="DJF"), brute(f.values[djf], t.values[djf]))
+    monthly = evaluate(f.assign_attrs(t.attrs), t, by="month")
+    present = sorted(set(months.tolist()))
+    labels = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    assert monthly["period"].tolist() == ["all", *(labels[m - 1] for m in present)]
+    assert evaluate(f.assign_attrs(t.attrs), t, by=None)["period"].tolist() == ["all"]
+
+
+def test_only_present_seasons(result: xr.DataArray, truth: xr.DataArray) -> None:
+    table = evaluate(result, truth)  # six January days
+    assert table["period"].tolist() == ["all", "DJF"]
+
+
+def test_regions_boxes_and_masks(result: xr.DataArray, truth: xr.DataArray) -> None:
+    box = (33.0, 33.9, 124.0, 125.0)
+    mask = (truth.lat > 34.0) & (truth.lon > 125.0)
+    coarse_mask = mask.coarsen(lat=2, lon=2).mean() > 0.5  # another grid: nearest cell
+    table = evaluate(result, truth, by=None, regions={"box": box, "ne": mask, "ne2": coarse_mask})
+    assert table["region"].tolist() == ["all", "box", "ne", "ne2"]
+    lat2d, lon2d = xr.broadcast(truth.lat, truth.lon)
+    in_box = (lat2d >= 33.0) & (lat2d <= 33.9) & (lon2d >= 124.0) & (lon2d <= 125.0)
+    sel = np.broadcast_to(in_box.values, truth.shape)
+    check(row(table, region="box"), brute(result.values[sel], truth.values[sel]))
+    sel = np.broadcast_to(mask.transpose("lat", "lon").values, truth.shape)
+    check(row(table, region="ne"), brute(result.values[sel], truth.values[sel]))
+    single = evaluate(result, truth, by=None, regions=mask.rename("northeast"))
+    assert single["region"].tolist() == ["all", "northeast"]
+
+
+def test_region_box_across_the_date_line() -> None:
+    lon = np.array([170.0, 179.0, 181.0, -179.0, -170.0, 0.0])
+    lat = np.zeros_like(lon)
+    inside = _in_box(lat, lon, (-1, 1, 175, -175), "dl")
+    assert inside.tolist() == [False, True, True, True, False, False]
+
+
+def test_bad_region_arguments(result: xr.DataArray, truth: xr.DataArray) -> None:
+    with pytest.raises(ValueError, match="lat0, lat1, lon0, lon1"):
+        evaluate(result, truth, regions={"x": (1, 2)})
+    with pytest.raises(ValueError, match="reserved"):
+        evaluate(result, truth, regions={"all": (30, 40, 120, 130)})
+    with pytest.raises(TypeError, match="regions"):
+        evaluate(result, truth, regions=[(30, 40, 120, 130)])
+
+
+def test_empty_region_gives_nan_row(result: xr.DataArray, truth: xr.DataArray) -> None:
+    table = evaluate(result, truth, by=None, regions={"far": (-10, -5, 0, 5)})
+    far = row(table, region="far")
+    assert far["n"] == 0
+    assert np.isnan(far["rmse"])
+
+
+# -- baselines ------------------------------------------------------------------------
+
+
+def test_baseline_rows_need_coarse(
+    result: xr.DataArray, truth: xr.DataArray, coarse: xr.DataArray
+) -> None:
+    assert evaluate(result, truth, by=None)["source"].tolist() == ["downscaled"]
+    table = evaluate(result, truth, by=None, coarse=coarse)
+    assert table["source"].tolist() == ["downscaled", "bicubic"]
+    table = evaluate(result, truth, by=None, coarse=coarse, baseline=None)
+    assert table["source"].tolist() == ["downscaled"]
+    with pytest.raises(ValueError, match="baseline"):
+        evaluate(result, truth, coarse=coarse, baseline="cubic")
+
+
+def test_nearest_baseline_copies_coarse_cells(coarse: xr.DataArray, truth: xr.DataArray) -> None:
+    near = nearest_baseline(coarse, like=truth)
+    np.testing.assert_allclose(near.lat, truth.lat)
+    np.testing.assert_allclose(near.lon, truth.lon)
+    expected = np.repeat(np.repeat(coarse.values, 4, axis=1), 4, axis=2)
+    np.testing.assert_array_equal(near.values, expected)
+    assert near.attrs["units"] == coarse.attrs["units"]
+    lazy = nearest_baseline(coarse.chunk(time=2), factor=4)
+    assert isinstance(lazy.data, dask.array.Array)
+    np.testing.assert_array_equal(lazy.values, expected)
+
+
+def test_nearest_baseline_fractional_factor_and_descending_lat() -> None:
+    coarse = sst_field(nt=1, ny=4, nx=6, land=False)
+    near = nearest_baseline(coarse, factor=2.5)
+    assert near.sizes["lat"] == 10
+    assert near.sizes["lon"] == 15
+    # fine cells of 0.4 coarse cells: centres at 0.2, 0.6, 1.0 (edge: next cell), 1.4, 1.8
+    np.testing.assert_array_equal(near.values[0, 0, :5], coarse.values[0, 0, [0, 0, 1, 1, 1]])
+    flipped = nearest_baseline(coarse.isel(lat=slice(None, None, -1)), factor=2)
+    assert flipped.lat.values[0] > flipped.lat.values[-1]
+    np.testing.assert_array_equal(flipped.values[0, :2, 0], coarse.values[0, -1, [0, 0]])
+    with pytest.raises(ValueError, match="factor= or like="):
+        nearest_baseline(coarse)
+
+
+def test_bicubic_baseline_on_fine_grid(coarse: xr.DataArray, truth: xr.DataArray) -> None:
+    base = bicubic_baseline(coarse, like=truth)
+    np.testing.assert_allclose(base.lat, truth.lat)
+    flat = xr.full_like(coarse, 17.0)
+    np.testing.assert_allclose(bicubic_baseline(flat, factor=4).values, 17.0, atol=1e-4)
+
+
+def test_with_a_real_downscale(coarse: xr.DataArray, truth: xr.DataArray) -> None:
+    hi = coarse.sstsr.downscale(model=make_model(4, 1))
+    table = hi.sstsr.evaluate(truth=truth, coarse=coarse, by=None, baseline=["bicubic", "nearest"])
+    assert table["source"].tolist() == ["downscaled", "bicubic", "nearest"]
+    assert table.attrs["model"] == "test-x4"
+    assert (table["rmse"] < 2.0).all()
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_truth_on_another_grid(result: xr.DataArray, coarse: xr.DataArray) -> None:
+    with pytest.raises(GridError, match=r"interp\(lat="):
+        evaluate(result, coarse)
+    shifted = result.assign_coords(lon=result.lon + 0.03)
+    with pytest.raises(GridError, match="not on the downscaled field's grid"):
+        evaluate(result, shifted)
+
+
+def test_bad_arguments(result: xr.DataArray, truth: xr.DataArray) -> None:
+    with pytest.raises(ValueError, match=r"truth= .* stations="):
+        evaluate(result)
+    with pytest.raises(ValueError, match="by must be"):
+        evaluate(result, truth, by="week")
+    with pytest.raises(ValueError, match="extremes"):
+        evaluate(result, truth, extremes=1.5)
+    with pytest.raises(InputDataError, match="share no time"):
+        evaluate(result, truth.assign_coords(time=truth.time + np.timedelta64(100, "D")))
+    with pytest.raises(InputDataError, match="dims"):
+        evaluate(result, truth.isel(time=0))
+
+
+# -- dask --------------------------------------------------------------------------------
+
+
+def test_dask_gives_the_same_table_in_one_compute(
+    result: xr.DataArray, truth: xr.DataArray, coarse: xr.DataArray, stations: pd.DataFrame
+) -> None:
+    kwargs = dict(
+        coarse=coarse, baseline=["bicubic", "nearest"], regions={"box": (33.0, 33.9, 124.0, 125.0)}
+    )
+    eager = evaluate(result, truth, stations, **kwargs)
+    calls = []
+
+    def counting_get(*args, **kw):
+        calls.append(1)
+        return dask.threaded.get(*args, **kw)
+
+    lazy_result = result.chunk(time=2, lat=16, lon=12)
+    lazy_truth = truth.chunk(time=3)
+    lazy_coarse = coarse.chunk(time=1)
+    with dask.config.set(scheduler=counting_get):
+        lazy = evaluate(lazy_result, lazy_truth, stations, **{**kwargs, "coarse": lazy_coarse})
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(eager, lazy, rtol=1e-10, atol=1e-10)
+
+
+# -- stations -------------------------------------------------------------------------------
+
+
+def test_station_scores_match_sample_field(
+    result: xr.DataArray, truth: xr.DataArray, stations: pd.DataFrame
+) -> None:
+    table = evaluate(result, stations=stations, by=None)
+    assert table["against"].tolist() == ["stations"]
+    sampled = sample_field(result.astype("float64"), read_stations(stations), "lat", "lon", "time")
+    expected = brute(sampled["model"].to_numpy(), sampled["sst"].to_numpy())
+    check(row(table, source="downscaled"), expected)
+    both = evaluate(result, truth, stations, by=None)
+    assert both["against"].tolist() == ["grid", "stations"]
+
+
+def test_station_regions_and_seasons(result: xr.DataArray, stations: pd.DataFrame) -> None:
+    table = evaluate(result, stations=stations, regions={"south": (33.0, 33.5, 124.0, 126.0)})
+    south = row(table, region="south", period="all")
+    assert south["n"] == result.sizes["time"]  # only S1 lies in the box
+    assert set(table["period"]) == {"all", "DJF"}
+
+
+def test_station_units_and_columns(result: xr.DataArray, stations: pd.DataFrame) -> None:
+    a = evaluate(result, stations=stations, by=None)
+    renamed = stations.rename(columns={"sst": "temp"}).assign(temp=stations["sst"] + 273.15)
+    b = evaluate(
+        result, stations=renamed, by=None, station_columns={"sst": "temp"}, station_units="K"
+    )
+    pd.testing.assert_frame_equal(a, b, rtol=1e-9)
+
+
+def test_station_outside_the_grid_is_dropped(result: xr.DataArray, stations: pd.DataFrame) -> None:
+    far = stations.iloc[:2].assign(station="FAR", lat=0.0, lon=0.0)
+    with pytest.warns(UserWarning, match="outside the grid"):
+        table = evaluate(result, stations=pd.concat([stations, far]), by=None)
+    assert row(table, source="downscaled")["n"] == len(stations)
+
+
+def test_stations_on_land_are_not_scored(result: xr.DataArray) -> None:
+    land = pd.DataFrame(
+        {
+            "station": ["L"] * 2,
+            "time": result.time.values[:2],
+            "lat": [result.lat.values[1]] * 2,
+            "lon": [result.lon.values[1]] * 2,
+            "sst": [20.0, 21.0],
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = evaluate(result, stations=land, by=None)
+    assert row(table, source="downscaled")["n"] == 0
+
+
+# -- streaming statistics -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merged_stats_equal_direct_ones(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 400))
+    t = np.round(rng.normal(20, 3, n), 1)  # ties
+    f = np.stack([t + rng.normal(0, 0.5, n), t * 0.9 + 2])
+    k = _top_size(n, 0.95)
+    cuts = np.sort(rng.choice(np.arange(1, n), size=5, replace=False))
+    parts = [
+        _Stats.of(tp, fp, k)
+        for tp, fp in zip(np.split(t, cuts), np.split(f, cuts, axis=1), strict=True)
+    ]
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merged.merge(part)
+    assert _quantile_from_top(merged.top_t, n, 0.95) == pytest.approx(np.quantile(t, 0.95))
+    for j, scores in enumerate(merged.scores(0.95)):
+        check(pd.Series(scores), brute(f[j], t, 0.95))
+
+
+# -- spectra -------------------------------------------------------------------------------
+
+
+def plane_wave(cycles: int, n: int = 64, rows: int = 8, dx: float = 0.25) -> xr.DataArray:
+    lon = 120 + dx * np.arange(n)
+    lat = 30 + dx * np.arange(rows)
+    wave = np.sin(2 * np.pi * cycles * np.arange(n) / n)
+    return xr.DataArray(
+        np.tile(wave, (2, rows, 1)) + 20,
+        dims=("time", "lat", "lon"),
+        coords={
+            "time": pd.date_range("2020-01-01", periods=2),
+            "lat": ("lat", lat, {"standard_name": "latitude"}),
+            "lon": ("lon", lon, {"standard_name": "longitude"}),
+        },
+        attrs={"units": "degC"},
+        name="sst",
+    )
+
+
+def test_spectrum_peaks_at_the_wavenumber() -> None:
+    spec = zonal_spectrum(plane_wave(8))
+    k_peak = float(spec["wavenumber"][int(np.argmax(spec.values))])
+    assert k_peak == pytest.approx(8 / (64 * 0.25))
+    assert spec.attrs["nyquist"] == pytest.approx(2.0)
+    assert spec.attrs["rows"] == 16
+    assert spec["wavenumber"].attrs["units"] == "cycles per degree"
+
+
+def test_spectrum_integrates_to_the_variance() -> None:
+    rng = np.random.default_rng(0)
+    da = plane_wave(1, n=256)
+    da = da.copy(data=rng.normal(0, 2.0, da.shape))
+    spec = zonal_spectrum(da)
+    dk = float(spec["wavenumber"][0])
+    assert float(spec.sum()) * dk == pytest.approx(4.0, rel=0.1)
+
+
+def test_spectrum_units_land_and_dask() -> None:
+    da = plane_wave(4)
+    km = zonal_spectrum(da, units="km")
+    deg = zonal_spectrum(da)
+    scale = 111.195 * float(np.cos(np.deg2rad(da.lat)).mean())
+    np.testing.assert_allclose(km["wavenumber"], deg["wavenumber"] / scale)
+    np.testing.assert_allclose(km.values, deg.values * scale)
+    holey = da.where(~((da.lat == da.lat[0]) & (da.lon < 121)))
+    assert zonal_spectrum(holey, nan="skip").attrs["rows"] == 14
+    assert zonal_spectrum(holey, nan="fill").attrs["rows"] == 16
+    assert zonal_spectrum(holey).attrs["nan"] == "skip"
+    lazy = zonal_spectrum(holey.chunk(lat=3, lon=20), nan="fill")
+    np.testing.assert_allclose(lazy.values, zonal_spectrum(holey, nan="fill").values)
+    with pytest.raises(ValueError, match="units"):
+        zonal_spectrum(da, units="m")
+    with pytest.raises(InputDataError, match="nan='fill'"):
+        zonal_spectrum(da.where(da.lon > 120.1), nan="skip")

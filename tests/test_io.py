@@ -1,0 +1,196 @@
+"""Atomic writes of netCDF and zarr, failures and interrupts mid-write, extensions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dask
+import dask.array as dsa
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import sst_field
+
+from xsstsr import io
+from xsstsr.errors import InputDataError
+from xsstsr.io import PARTIAL_SUFFIX, open_any, output_format, write_dataset
+
+FORMATS = ["out.nc", "out.zarr"]
+
+
+def field(nt: int = 4) -> xr.DataArray:
+    return sst_field(nt=nt, ny=8, nx=10, land=True)
+
+
+def failing(da: xr.DataArray, exc: type[BaseException], block: int = 2) -> xr.DataArray:
+    """``da`` chunked by time, whose block ``block`` raises ``exc`` when computed."""
+
+    def maybe_fail(x: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        if block_info is not None and block_info[0]["chunk-location"][0] == block:
+            raise exc("boom")
+        return x
+
+    lazy = da.chunk(time=1)
+    return lazy.copy(data=dsa.map_blocks(maybe_fail, lazy.data, dtype=lazy.dtype))
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_round_trip_leaves_only_the_destination(tmp_path: Path, name: str) -> None:
+    da = field()
+    out = write_dataset(da.chunk(time=2), tmp_path / name)
+    assert out == tmp_path / name
+    assert listing(tmp_path) == [name]
+    with open_any(out) as back:
+        xr.testing.assert_allclose(back["sst"].load(), da)
+        assert back["sst"].attrs["units"] == "degC"
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_in_memory_dataset_and_lazy_reading(tmp_path: Path, name: str) -> None:
+    ds = field().to_dataset()
+    write_dataset(ds, tmp_path / name)
+    back = open_any(tmp_path / name, chunks={})
+    assert isinstance(back["sst"].data, dsa.Array)
+    xr.testing.assert_allclose(back["sst"].compute(), ds["sst"])
+
+
+def test_netcdf_is_compressed_and_chunked_like_dask(tmp_path: Path) -> None:
+    write_dataset(field(nt=6).chunk(time=3), tmp_path / "c.nc")
+    with xr.open_dataset(tmp_path / "c.nc") as back:
+        enc = back["sst"].encoding
+    assert enc["zlib"] is True
+    assert enc["chunksizes"] == (3, 8, 10)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_failure_mid_write_leaves_nothing(tmp_path: Path, name: str) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        write_dataset(failing(field(), RuntimeError), tmp_path / name)
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_failure_keeps_the_existing_destination(tmp_path: Path, name: str) -> None:
+    old = field() + 100.0
+    write_dataset(old, tmp_path / name)
+    with pytest.raises(RuntimeError, match="boom"):
+        write_dataset(failing(field(), RuntimeError), tmp_path / name)
+    assert listing(tmp_path) == [name]
+    with open_any(tmp_path / name) as back:
+        xr.testing.assert_allclose(back["sst"].load(), old)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_keyboard_interrupt_mid_write_leaves_nothing(tmp_path: Path, name: str) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(failing(field(nt=8), KeyboardInterrupt, block=5), tmp_path / name)
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_overwrite(tmp_path: Path, name: str) -> None:
+    write_dataset(field(), tmp_path / name)
+    new = field() + 1.0
+    write_dataset(new, tmp_path / name)
+    with open_any(tmp_path / name) as back:
+        xr.testing.assert_allclose(back["sst"].load(), new)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        write_dataset(new, tmp_path / name, overwrite=False)
+    assert listing(tmp_path) == [name]
+
+
+def test_zarr_swap_failing_half_way_restores_the_old_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = field() + 100.0
+    write_dataset(old, tmp_path / "s.zarr")
+    real_replace = os.replace
+    calls = []
+
+    def flaky_replace(src: os.PathLike[str], dst: os.PathLike[str]) -> None:
+        calls.append((Path(src).name, Path(dst).name))
+        if len(calls) == 2:  # moving the new store into place
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", flaky_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_dataset(field(), tmp_path / "s.zarr")
+    monkeypatch.setattr(io.os, "replace", real_replace)
+    assert listing(tmp_path) == ["s.zarr"]
+    with open_any(tmp_path / "s.zarr") as back:
+        xr.testing.assert_allclose(back["sst"].load(), old)
+
+
+def test_temporary_is_a_hidden_sibling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    real_compute = io._compute
+
+    def spy(store: object) -> None:
+        seen.extend(listing(tmp_path / "sub"))
+        real_compute(store)
+
+    monkeypatch.setattr(io, "_compute", spy)
+    write_dataset(field().chunk(time=2), tmp_path / "sub" / "x.nc")  # makes the folder
+    assert len(seen) == 1
+    assert seen[0].startswith(".x.nc.")
+    assert seen[0].endswith(PARTIAL_SUFFIX)
+    assert listing(tmp_path / "sub") == ["x.nc"]
+
+
+def test_progress_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_dataset(field().chunk(time=1), tmp_path / "p.nc", progress=True)
+    assert "100% Completed" in capsys.readouterr().out
+    write_dataset(field().chunk(time=1), tmp_path / "q.nc")
+    assert "Completed" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_synchronous_scheduler(tmp_path: Path, name: str) -> None:
+    with dask.config.set(scheduler="synchronous"):
+        write_dataset(field().chunk(time=1), tmp_path / name)
+        with pytest.raises(RuntimeError):
+            write_dataset(failing(field(), RuntimeError), tmp_path / ("bad" + name))
+    assert listing(tmp_path) == [name]
+
+
+def test_dataarray_without_name(tmp_path: Path) -> None:
+    write_dataset(field().rename(None), tmp_path / "n.nc")
+    with open_any(tmp_path / "n.nc") as back:
+        assert list(back.data_vars) == ["sst"]
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("a.nc", "netcdf"),
+        ("a.NC4", "netcdf"),
+        ("dir/a.cdf", "netcdf"),
+        ("a.netcdf", "netcdf"),
+        ("a.zarr", "zarr"),
+        (Path("b.zarr"), "zarr"),
+    ],
+)
+def test_output_format(path: str, kind: str) -> None:
+    assert output_format(path) == kind
+
+
+@pytest.mark.parametrize("path", ["a.txt", "a", "a.nc.gz", "a.h5", "zarr"])
+def test_unknown_extensions(tmp_path: Path, path: str) -> None:
+    with pytest.raises(InputDataError, match=r"\.nc.*\.zarr"):
+        output_format(path)
+    with pytest.raises(InputDataError, match="extension"):
+        write_dataset(field(), tmp_path / path)
+    with pytest.raises(InputDataError, match="extension"):
+        open_any(tmp_path / path)
+    assert listing(tmp_path) == []
+
+
+def test_open_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        open_any(tmp_path / "missing.nc")
