@@ -150,6 +150,30 @@ def bench_series(factor: float, nt: int, ny: int, nx: int, device: str) -> dict[
     return {"seconds": seconds, "mpx_per_s": nt * ny * nx * factor**2 / seconds / 1e6}
 
 
+def bench_cluster(nt: int, ny: int, nx: int, device: str) -> dict[str, float]:
+    """The same series on a LocalCluster (2 worker processes) and on threads."""
+    from distributed import Client, LocalCluster
+
+    model = _model(4)
+    field = global_field(nt, ny, nx).chunk({"time": 2, "lat": ny // 2})
+    result = xsstsr.downscale(field, model=model, device=device)
+    start = time.perf_counter()
+    threaded = result.compute(scheduler="threads")
+    threads_s = time.perf_counter() - start
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.run(lambda: None)  # workers up before timing
+        start = time.perf_counter()
+        distributed = result.compute()
+        cluster_s = time.perf_counter() - start
+    diff = float(np.nanmax(np.abs(distributed.values - threaded.values)))
+    return {"threads_s": threads_s, "cluster_s": cluster_s, "max_abs_diff": diff}
+
+
 _STREAM = """
 import json, resource, sys, time, tempfile
 sys.path.insert(0, {here!r})
@@ -247,6 +271,17 @@ def main() -> None:
             f"{long['mpx_per_s']:.2f} Mpx/s",
             f"{long['seconds'] / short['seconds']:.2f} x time for {work:.0f} x work",
             f"<= {1.1 * work:.1f}",
+        )
+    )
+    cluster = bench_cluster(series_steps, *stream_grid, device)
+    figures["cluster"] = cluster
+    rows.append(
+        (
+            f"LocalCluster (2 processes) / threads, {series_steps} steps",
+            f"{cluster['cluster_s']:.2f} s / {cluster['threads_s']:.2f} s",
+            f"{cluster['cluster_s'] / cluster['threads_s']:.2f} (max diff "
+            f"{cluster['max_abs_diff']:.1e} K)",
+            "identical (0 K)",
         )
     )
     streams = {}

@@ -256,6 +256,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None, help="default: 16 (quick: 4)")
     parser.add_argument("--patch-size", type=int, default=None, help="default: 16 (quick: 8)")
     parser.add_argument("--n-critic", type=int, default=None, help="default: 5 (quick: 1)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true", help="tiny data and 2 steps: smoke test")
     parser.add_argument(
         "--only", nargs="*", default=None, help="restrict to losses whose label contains these"
@@ -271,6 +272,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     frame = run(args)
     text = markdown(frame, args)
     print(text)

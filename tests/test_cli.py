@@ -136,7 +136,8 @@ def test_bad_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str])
 
 def test_chunks_option() -> None:
     assert cli._chunks("time=8, lat=256".replace(" ", "")) == {"time": 8, "lat": 256}
-    assert cli._chunks("auto") == {}
+    assert cli._chunks("auto") == "auto"
+    assert cli._chunks("file") == {}
     assert cli._chunks("none") is None
     assert cli._chunks("time=-1") == {"time": -1}
 
@@ -410,16 +411,22 @@ def _reset_sigint() -> None:  # a background shell may start us with SIGINT igno
 
 
 @pytest.mark.parametrize(
-    ("sig", "name"),
+    ("sig", "name", "delay"),
     [
-        (signal.SIGINT, "out.nc"),
-        (signal.SIGTERM, "out.nc"),
-        (signal.SIGTERM, "out.zarr"),
-        (signal.SIGKILL, "out.nc"),
+        (signal.SIGINT, "out.nc", 0.2),
+        (signal.SIGTERM, "out.nc", 0.2),
+        (signal.SIGTERM, "out.zarr", 0.2),
+        (signal.SIGINT, "out.zarr", 0.0),  # while the store's metadata is being written
+        (signal.SIGKILL, "out.nc", 0.2),
     ],
 )
 def test_interrupted_downscale_leaves_no_output(
-    tmp_path: Path, big_input: Path, files: dict[str, Path], sig: signal.Signals, name: str
+    tmp_path: Path,
+    big_input: Path,
+    files: dict[str, Path],
+    sig: signal.Signals,
+    name: str,
+    delay: float,
 ) -> None:
     folder = tmp_path / "work"
     folder.mkdir()
@@ -449,7 +456,7 @@ def test_interrupted_downscale_leaves_no_output(
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the write never started"
             time.sleep(0.02)
-        time.sleep(0.2)  # well inside the write, which takes seconds
+        time.sleep(delay)  # inside the write, which takes seconds
         assert proc.poll() is None, "the write finished before the signal: use a bigger input"
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)

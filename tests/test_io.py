@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import dask
@@ -194,3 +195,29 @@ def test_unknown_extensions(tmp_path: Path, path: str) -> None:
 def test_open_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         open_any(tmp_path / "missing.nc")
+
+
+def _signal_inside_deferred_block(sig: signal.Signals, times: int, log: list) -> None:
+    with io._deferred_interrupts():
+        for _ in range(times):
+            os.kill(os.getpid(), sig)
+        log.append("the block finished")
+
+
+def test_deferred_interrupts_deliver_after_the_block() -> None:
+    log: list = []
+    with pytest.raises(KeyboardInterrupt):  # SIGINT's default handler, run at the end
+        _signal_inside_deferred_block(signal.SIGINT, 1, log)
+    assert log == ["the block finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_deferred_interrupts_second_signal_interrupts_at_once() -> None:
+    log: list = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: log.append(signum))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _signal_inside_deferred_block(signal.SIGTERM, 2, log)
+        assert log == [signal.SIGTERM]  # not finished; the held one still reached the handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)

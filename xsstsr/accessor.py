@@ -36,14 +36,17 @@ class SSTSRAccessor:
 
         return fit(self._obj, stations, **kwargs)
 
-    def evaluate(self, **kwargs: Any) -> pd.DataFrame:
-        """Skill scores against truth and/or stations; see :func:`xsstsr.evaluate`."""
+    def evaluate(self, truth: Any = None, stations: Any = None, **kwargs: Any) -> pd.DataFrame:
+        """Skill scores of this (downscaled) field against truth and/or stations.
+
+        See :func:`xsstsr.evaluate`.
+        """
         from .evaluation import evaluate
 
-        return evaluate(self._obj, **kwargs)
+        return evaluate(self._obj, truth, stations, **kwargs)
 
     def plot_compare(self, **kwargs: Any) -> Figure:
-        """Coarse input, downscaled result and truth side by side; see :func:`plot_compare`."""
+        """This (downscaled) field beside the coarse input and truth; see :func:`plot_compare`."""
         from .plotting import plot_compare
 
         return plot_compare(self._obj, **kwargs)

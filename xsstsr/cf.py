@@ -141,7 +141,7 @@ def _candidates(da: xr.DataArray, axis: str) -> tuple[list[Hashable], bool]:
     criteria = COORD_CRITERIA[axis]
     coords = {name: da.coords[name] for name in da.coords}
     try:  # cf-xarray knows more spellings (e.g. _CoordinateAxisType)
-        found = list(da.cf.coordinates.get(axis, []))
+        found: list[Hashable] = list(da.cf.coordinates.get(axis, []))
     except Exception:  # cf-xarray may reject odd attrs; the tables below still apply
         found = []
     for key in ("standard_name", "units", "axis"):
@@ -150,7 +150,7 @@ def _candidates(da: xr.DataArray, axis: str) -> tuple[list[Hashable], bool]:
                 found.append(name)
     if found:
         return found, False
-    names = [name for name in criteria["names"] if name in coords or name in da.dims]
+    names: list[Hashable] = [n for n in criteria["names"] if n in coords or n in da.dims]
     return names, True
 
 

@@ -28,12 +28,14 @@ EXIT_CODES = (
 )
 
 
-def _chunks(text: str | None) -> dict[str, int] | None:
-    """``"time=8,lat=256"`` -> ``{"time": 8, "lat": 256}``; ``"auto"`` -> {}; ``"none"`` -> None."""
+def _chunks(text: str | None) -> dict[str, int] | str | None:
+    """``"time=8,lat=256"`` -> ``{"time": 8, "lat": 256}``; ``"file"`` -> ``{}`` (the file's
+    own chunks); ``"auto"`` -> ``"auto"`` (dask's sizes, aligned with the file's chunks);
+    ``"none"`` -> None (no dask)."""
     if text is None or text.lower() == "none":
         return None
-    if text == "auto":
-        return {}
+    if text in ("auto", "file"):
+        return "auto" if text == "auto" else {}
     out: dict[str, int] = {}
     for part in text.split(","):
         name, _, size = part.partition("=")
@@ -41,7 +43,7 @@ def _chunks(text: str | None) -> dict[str, int] | None:
         if not name.strip() or not size.lstrip("-").isdigit() or int(size) == 0 or int(size) < -1:
             raise argparse.ArgumentTypeError(
                 f"--chunks takes DIM=SIZE pairs such as time=8,lat=256 (SIZE > 0, or -1 for "
-                f"the whole dim), 'auto' or 'none' (got {text!r})"
+                f"the whole dim), 'auto', 'file' or 'none' (got {text!r})"
             )
         out[name.strip()] = int(size)
     return out
@@ -143,8 +145,9 @@ def _parser() -> argparse.ArgumentParser:
         "--chunks",
         type=_chunks,
         default="auto",
-        help="dask chunks of IN: DIM=SIZE pairs (time=8,lat=256), 'auto' (the "
-        "file's own) or 'none' (load into memory)",
+        help="dask chunks of IN: DIM=SIZE pairs (time=8,lat=256), 'auto' (dask's sizes, "
+        "aligned with the file's chunks), 'file' (the file's own chunks) or 'none' (load "
+        "into memory)",
     )
     down.add_argument("--variable", default=None, help="SST variable name")
     down.add_argument(
@@ -348,9 +351,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if not args.truth and not args.stations:
         raise _UsageError("evaluate needs --truth and/or --stations")
-    high = open_any(args.input, chunks={})
-    truth = open_any(args.truth, chunks={}) if args.truth else None
-    coarse = open_any(args.coarse, chunks={}) if args.coarse else None
+    high = open_any(args.input, chunks="auto")
+    truth = open_any(args.truth, chunks="auto") if args.truth else None
+    coarse = open_any(args.coarse, chunks="auto") if args.coarse else None
     stations = _read_stations_csv(args.stations) if args.stations else None
     baselines = [b for b in (args.baseline or ["bicubic"]) if b != "none"]
     regions = dict(args.region) if args.region else None

@@ -723,6 +723,13 @@ def coarsen_truth(
         coarse = truth.coarsen({lat: up, lon: up}).mean(keep_attrs=True)
         result = coarse.assign({name: _one(truth[name]) for name in truth.data_vars})
         result.attrs = dict(truth.attrs)
+    if pool > 1:  # the means of repeated coordinates are not the centres: set them exactly
+        centres = {}
+        for dim, n in ((lat, ny), (lon, nx)):
+            fine = np.asarray(truth[dim].values[::pool], dtype="float64")
+            step = (fine[-1] - fine[0]) / (n - 1)
+            centres[dim] = fine[0] - step / 2 + (np.arange(n * pool // up) + 0.5) * step * up / pool
+        result = result.assign_coords(centres)
     for dim in (lat, lon):
         result[dim].attrs = dict(truth[dim].attrs)
     return result

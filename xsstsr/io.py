@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import threading
 import uuid
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +80,9 @@ def write_dataset(
     or SIGTERM turned into one by the command line) the temporary is removed after the
     tasks still running have stopped writing, and an existing ``path`` is left untouched.
     Only a process killed outright (SIGKILL, power loss) can leave the hidden
-    ``.partial`` behind; ``path`` itself is never partial.
+    ``.partial`` behind; ``path`` itself is never partial. Interrupts that arrive while
+    a zarr store is being set up (metadata and in-memory data, which zarr writes from
+    its own I/O thread) are held until that step returns; a second one is not held.
 
     Parameters
     ----------
@@ -118,16 +123,51 @@ def write_dataset(
                 "ignore", message="Consolidated metadata is currently not", category=UserWarning
             )
             if kind == "zarr":
-                store = ds.to_zarr(tmp, mode="w", encoding=_encoding(ds, kind), compute=False)
+                # zarr writes through its own I/O thread, which an interrupt of this thread
+                # would leave writing into the temporary after its removal: hold signals
+                # until the call returns (the dask part is computed below, interruptibly)
+                with _deferred_interrupts():
+                    store = ds.to_zarr(tmp, mode="w", encoding=_encoding(ds, kind), compute=False)
             else:
                 store = ds.to_netcdf(tmp, encoding=_encoding(ds, kind), compute=False)
             with bar:
                 _compute(store)
-        _replace(tmp, path)
+        with _deferred_interrupts():
+            _replace(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
     return path
+
+
+@contextmanager
+def _deferred_interrupts() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then deliver them (main thread only).
+
+    A second signal while waiting is not held: it interrupts at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[signal.Signals] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signal.Signals(signum))
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            handler = previous[received[0]]
+            if callable(handler):
+                handler(received[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(received[0])
 
 
 def _compute(delayed: Any) -> None:

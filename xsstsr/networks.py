@@ -121,7 +121,8 @@ class Generator(nn.Module):
         self.act = nn.LeakyReLU(0.2)
         # Start as exact bicubic interpolation: the correction branch outputs zero.
         nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+        if self.tail.bias is not None:
+            nn.init.zeros_(self.tail.bias)
 
     def base(self, latest: Tensor) -> Tensor:
         """Bicubic upsampling of the latest (filled) frame to the ``upsample`` grid."""

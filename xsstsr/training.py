@@ -60,7 +60,8 @@ class TrainingData:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.low[-1].shape)  # type: ignore[return-value]
+        nt, ny, nx = self.low[-1].shape
+        return int(nt), int(ny), int(nx)
 
 
 # -- data preparation ----------------------------------------------------------
@@ -112,8 +113,9 @@ def prepare_data(
         coarse_lon = _coarse_centres(fine_lon, lon_dim, up, pool)
         from .datasets import coarsen_truth
 
-        low = coarsen_truth(high, frac, lat=lat_dim, lon=lon_dim)
-        low = low.assign_coords({lat_dim: coarse_lat, lon_dim: coarse_lon})
+        coarse = coarsen_truth(high, float(frac), lat=lat_dim, lon=lon_dim)
+        assert isinstance(coarse, xr.DataArray)
+        low = coarse.assign_coords({lat_dim: coarse_lat, lon_dim: coarse_lon})
         mode = "coarsened-truth"
     else:
         low = da
@@ -611,8 +613,8 @@ def fit(
         _check_positive(key, value)
     if steps_per_epoch is not None:
         _check_positive("steps_per_epoch", steps_per_epoch)
-    for key, value in (("lr", lr), ("gp_weight", gp_weight)):
-        _check_positive(key, value, integer=False)
+    for name, number in (("lr", lr), ("gp_weight", gp_weight)):
+        _check_positive(name, number, integer=False)
     if (
         isinstance(validation, bool)
         or not isinstance(validation, (int, float, np.integer, np.floating))
@@ -710,7 +712,7 @@ def fit(
     optimizers = {"opt_generator": opt_g, "opt_critic": opt_d}
 
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    start, history = 0, []
+    start, history = 0, list[dict[str, Any]]()
     if ckpt is not None and resume:
         restored = load_checkpoint(ckpt, fingerprint, nets, optimizers)
         if restored is not None:
