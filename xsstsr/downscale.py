@@ -24,7 +24,7 @@ from .cf import (
 )
 from .errors import GridError, InputDataError, InputTypeError, ModelMismatchError
 from .model import Model, register
-from .tiling import TileSpec, default_tile, downscale_dask, downscale_numpy, resolve_device
+from .tiling import TileSpec, downscale_dask, downscale_numpy, resolve_device
 from .weights import model_for
 
 ModelLike = str | os.PathLike[str] | Model
@@ -122,6 +122,20 @@ def _fine_land_mask(
     return mask.reindex({lat: fine_lat, lon: fine_lon}, method="nearest")
 
 
+def _graph_device(device: str) -> str:
+    """Validate ``device`` here, except where a dask.distributed client may run the graph
+    on workers with GPUs this process lacks: then "auto" and "cuda" are decided there."""
+    try:
+        from distributed import default_client
+
+        default_client()
+    except (ImportError, ValueError):
+        return resolve_device(device)
+    if device == "auto" or (isinstance(device, str) and device.startswith("cuda")):
+        return device
+    return resolve_device(device)
+
+
 def downscale(
     obj: xr.Dataset | xr.DataArray,
     factor: float | None = None,
@@ -183,7 +197,7 @@ def downscale(
     upsample, pool = frac.numerator, frac.denominator
     if (upsample, pool) != (loaded.upsample, loaded.pool):  # e.g. 4/1 served by an 8/2 net
         upsample, pool = loaded.upsample, loaded.pool
-    device = resolve_device(device)
+    device = _graph_device(device)
     if land_mask is not None and not isinstance(land_mask, xr.DataArray):  # before computing
         raise InputTypeError(
             f"land_mask must be an xarray DataArray (True or 1 = land), got "
@@ -228,6 +242,9 @@ def downscale(
     inputs = [_align_source(s, work, lat_dim, lon_dim, i) for i, s in enumerate(given)]
     inputs.append(_in_celsius(work, fields.units))
 
+    lazy = any(isinstance(x.data, dsa.Array) for x in inputs)
+    if not lazy:  # computed here and now: the device must be this process's
+        device = resolve_device(device)
     spec = TileSpec(
         ref=register(loaded),
         device=device,
@@ -237,10 +254,9 @@ def downscale(
         window=loaded.window,
         mask_output=land_mask is None,
         batch_size=batch_size,
-        tile=int(tile_size) if tile_size is not None else default_tile(device),
+        tile=int(tile_size) if tile_size is not None else None,
         periodic_x=periodic,
     )
-    lazy = any(isinstance(x.data, dsa.Array) for x in inputs)
     if lazy:
         stacked = dsa.stack([dsa.asarray(x.data) for x in inputs], axis=0)
         data: Any = downscale_dask(stacked, spec)

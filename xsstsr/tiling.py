@@ -31,14 +31,14 @@ class TileSpec:
     """Everything a block kernel needs besides the data; small and picklable."""
 
     ref: ModelRef
-    device: str
+    device: str  # "auto" is resolved in each worker process: a GPU-less client is fine
     upsample: int
     pool: int
     halo: int
     window: int
     mask_output: bool
     batch_size: int | None
-    tile: int = DEFAULT_TILE
+    tile: int | None = None  # None: default_tile() of the worker's device
     periodic_x: bool = False
 
     @property
@@ -92,17 +92,22 @@ def fine_index(n_fine: int, upsample: int, pool: int) -> np.ndarray:
     return ((2 * np.arange(n_fine) + 1) * pool) // (2 * upsample)
 
 
-def auto_batch_size(spec: TileSpec, model: Model, tile_pixels: int) -> int:
+def worker_device(requested: str) -> str:
+    """The device a task runs on: ``"auto"`` is decided where the task runs."""
+    return resolve_device(requested) if requested == "auto" else requested
+
+
+def auto_batch_size(spec: TileSpec, model: Model, tile_pixels: int, device: str) -> int:
     """Tiles per forward pass, from an activation budget (or free GPU memory)."""
     arch = model.metadata["architecture"]
     per_pixel = 4 * (
         3 * int(arch["features"]) + 2 * int(arch["up_features"]) * spec.upsample**2 + 8
     )
     budget = CPU_BATCH_BYTES
-    if spec.device.startswith("cuda"):
+    if device.startswith("cuda"):
         import torch
 
-        free, _ = torch.cuda.mem_get_info(torch.device(spec.device))
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
         budget = int(free * 0.5)
     return max(1, budget // max(1, per_pixel * tile_pixels))
 
@@ -122,10 +127,12 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
 
     n, _, ny, nx = frames.shape
     up, pool, halo = spec.upsample, spec.pool, spec.halo
-    tile = max(pool, spec.tile - spec.tile % pool)
+    device = worker_device(spec.device)
+    size = spec.tile if spec.tile is not None else default_tile(device)
+    tile = max(pool, size - size % pool)
     out = np.empty((n, ny * up // pool, nx * up // pool), dtype=np.float32)
-    net = model.network(spec.device)
-    cuda = spec.device.startswith("cuda")
+    net = model.network(device)
+    cuda = device.startswith("cuda")
 
     # Tiles grouped by their (halo-extended) shape so that each group batches.
     groups: dict[tuple[int, int], list[tuple[int, int, int, int, int, int]]] = {}
@@ -138,7 +145,7 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
             groups.setdefault((yb - ya, xb - xa), []).append((y0, y1, ya, x0, x1, xa))
 
     for (hy, hx), tiles in groups.items():
-        batch = spec.batch_size or auto_batch_size(spec, model, hy * hx)
+        batch = spec.batch_size or auto_batch_size(spec, model, hy * hx, device)
         items = [(i, t) for i in range(n) for t in tiles]
         for start in range(0, len(items), batch):
             chunk = items[start : start + batch]
@@ -147,8 +154,8 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
             )
             x = torch.from_numpy(stack)
             if cuda:
-                x = x.pin_memory().to(spec.device, non_blocking=True)
-            with _device_lock(spec.device), torch.inference_mode():
+                x = x.pin_memory().to(device, non_blocking=True)
+            with _device_lock(device), torch.inference_mode():
                 y = _forward_splitting(net, x, autocast=cuda)
             result = y[:, 0].float().cpu().numpy()
             for k, (i, (y0, y1, ya, x0, x1, xa)) in enumerate(chunk):
