@@ -330,7 +330,7 @@ def test_coarsen_truth_nan_rule() -> None:
     assert np.isnan(float(out[0, 1]))
 
 
-@pytest.mark.parametrize("factor", [0, -2, 2.0, True, "4", 5])
+@pytest.mark.parametrize("factor", [0, -2, 0.5, 2.7, True, "4", 5])
 def test_coarsen_truth_bad_factor(small: xr.Dataset, factor: object) -> None:
     with pytest.raises(GridError, match="factor"):
         dsets.coarsen_truth(small, factor)  # type: ignore[arg-type]
@@ -484,3 +484,18 @@ def test_full_ocean_atlas() -> None:
 def test_reader_wrong_file() -> None:
     with pytest.raises(InputDataError, match="TEMP"):
         dsets.open_ocean_atlas(FIXTURE)  # a COADS file has no TEMP
+
+
+def test_coarsen_truth_rational_factor_is_an_exact_area_mean() -> None:
+    fine = dsets.synthetic_sst(60, 60, periods=2, seed=3, land=False)
+    coarse = dsets.coarsen_truth(fine, 2.5)
+    assert coarse.sst.shape == (2, 24, 24)
+    # cell centres: edge + (k + 1/2) * 2.5 * fine step, exactly regular
+    step = float(fine.lat[1] - fine.lat[0])
+    edge = float(fine.lat[0]) - step / 2
+    np.testing.assert_allclose(coarse.lat, edge + (np.arange(24) + 0.5) * 2.5 * step, atol=1e-9)
+    # coarse cell 0 covers fine cells 0, 1 fully and half of cell 2 (in each direction)
+    w = np.array([1.0, 1.0, 0.5])
+    block = fine.sst.values[0, :3, :3].astype("float64")
+    expected = (w[:, None] * w[None, :] * block).sum() / w.sum() ** 2
+    assert float(coarse.sst[0, 0, 0]) == pytest.approx(expected, abs=1e-5)

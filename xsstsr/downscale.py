@@ -68,7 +68,7 @@ def fine_coordinate(coord: xr.DataArray, upsample: int, pool: int) -> tuple[np.n
 
 
 def _history_line(model: Model, frac: float, device: str) -> str:
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return (
         f"{now}: xsstsr {__version__} downscale(factor={frac:g}, model={model.name!r}, "
         f"sha256={model.sha256[:12]}, device={device!r})"

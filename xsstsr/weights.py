@@ -3,7 +3,7 @@
 Where a file comes from, in order:
 
 1. the cache (``XSSTSR_CACHE``, default: the OS cache folder), if its hash matches;
-2. the copy shipped with the package (``weights/`` in the repository, ``xsstsr/weights`` in
+2. the copy shipped with the package (``weights/`` in the repository, ``xsstsr/released`` in
    a wheel), if its hash matches, unless ``XSSTSR_WEIGHTS_URL`` asks for a mirror;
 3. a download through pooch from ``XSSTSR_WEIGHTS_URL`` (or the release URL), hash-checked;
    with no network, the shipped copy is used after the same hash check.
@@ -44,7 +44,7 @@ def cache_dir() -> Path:
 def bundled_dir() -> Path:
     """The folder of the weights shipped with the package (wheel or source checkout)."""
     try:
-        path = Path(str(resources.files("xsstsr.weights")))
+        path = Path(str(resources.files("xsstsr.released")))
         if (path / REGISTRY_FILE).is_file():
             return path
     except (ModuleNotFoundError, TypeError):
