@@ -22,7 +22,7 @@ from .model import Model, ModelRef, resolve_ref
 DEFAULT_TILE = 128  # low-resolution pixels per tile side (before the halo)
 CPU_BATCH_BYTES = 512 * 1024**2  # activation budget per forward pass on the CPU
 
-_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+_DEVICE_LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_LOCK = threading.Lock()
 
 
@@ -80,11 +80,11 @@ def resolve_device(device: str) -> str:
     raise DeviceError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'.")
 
 
-def _device_lock(device: str) -> threading.Lock:
+def _device_lock(device: str) -> threading.RLock:
     # One forward pass at a time per device and process: torch already uses every core
     # (or the whole GPU), and concurrent passes would only compete for them.
     with _LOCKS_LOCK:
-        return _DEVICE_LOCKS.setdefault(device, threading.Lock())
+        return _DEVICE_LOCKS.setdefault(device, threading.RLock())
 
 
 def fine_index(n_fine: int, upsample: int, pool: int) -> np.ndarray:
@@ -244,6 +244,19 @@ def _block_kernel(
 ) -> np.ndarray:
     """map_blocks kernel: work out the halos present on each side and downscale."""
     assert block_info is not None
+    device = worker_device(spec.device)
+    if device == "cpu":
+        # On the CPU, torch already spreads each forward pass over every core; a second
+        # thread padding and cropping meanwhile would only compete with its threads, so
+        # one block runs at a time per process (on a GPU, that CPU work overlaps instead).
+        with _device_lock(device):
+            return _run_block(block, spec, depth, block_info)
+    return _run_block(block, spec, depth, block_info)
+
+
+def _run_block(
+    block: np.ndarray, spec: TileSpec, depth: tuple[int, int, int], block_info: dict[Any, Any]
+) -> np.ndarray:
     info = block_info[None]
     loc = info["chunk-location"][-3:]
     num = info["num-chunks"][-3:]
