@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,19 @@ def model_path(tmp_path_factory: pytest.TempPathFactory, model_x4: Model) -> Pat
 @pytest.fixture
 def sst() -> xr.DataArray:
     return sst_field()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: the tests' tiny models gain nothing from more, and on a busy
+    machine OpenMP threads spinning against other processes make them many times slower.
+    Child processes (resumed fits, torchrun) are given the same count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

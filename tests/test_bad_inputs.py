@@ -34,14 +34,6 @@ from xsstsr.model import Model, init_model, new_metadata
 SMALL_ARCH = {"features": 8, "blocks": 1, "up_features": 4, "fill_iterations": 1}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_model(upsample: int = 4, pool: int = 1, inputs: tuple[str, ...] = ("sst",)) -> Model:
     meta = new_metadata(
         name=f"bad-x{upsample / pool:g}-{len(inputs)}",

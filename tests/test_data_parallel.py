@@ -48,7 +48,6 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.distributed
 def test_torchrun_two_processes_matches_one(tmp_path: Path) -> None:
-    import torch
 
     script = tmp_path / "ddp_fit.py"
     script.write_text(SCRIPT.format(args=ARGS))
@@ -75,13 +74,8 @@ def test_torchrun_two_processes_matches_one(tmp_path: Path) -> None:
     parallel = xsstsr.load_model(out)
     assert parallel.metadata["training"]["processes"] == 2
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        truth = synthetic_sst(48, 48, periods=12, seed=3, land=False)
-        single = xsstsr.fit(truth, **ARGS)
-    finally:
-        torch.set_num_threads(threads)
+    truth = synthetic_sst(48, 48, periods=12, seed=3, land=False)  # one thread (conftest)
+    single = xsstsr.fit(truth, **ARGS)
     assert single.metadata["training"]["processes"] == 1
     for key, value in single.state.items():
         np.testing.assert_allclose(parallel.state[key], value, atol=2e-5, rtol=0, err_msg=key)

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import pooch.core
 import pytest
-import torch
 import xarray as xr
 from conftest import sst_field
 
@@ -41,14 +40,6 @@ from xsstsr.model import Model, init_model, new_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_ARCH = {"features": 8, "blocks": 1, "up_features": 4, "fill_iterations": 1}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def small_model(seed: int = 3) -> Model:

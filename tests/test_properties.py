@@ -22,7 +22,6 @@ import copy
 import dask
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,15 +31,6 @@ from xsstsr.model import Model, init_model, new_metadata
 
 SMALL_ARCH = {"features": 8, "blocks": 1, "up_features": 4, "fill_iterations": 1}
 TOL = 1e-4
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: the machine is small and shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def small_model(upsample: int, pool: int) -> Model:

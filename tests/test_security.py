@@ -33,14 +33,6 @@ from xsstsr.model import MAX_HEADER_BYTES, MAX_METADATA_BYTES, Model
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model() -> Model:
     return make_model(4, 1, seed=9, name="secure-x4")

@@ -56,17 +56,6 @@ HISTORY_COLUMNS = [
 LOSS_COLUMNS = ["critic", "wasserstein", "gp", "generator", "adversarial", "pixel", "station"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Any:
-    """One intra-op thread: these tiny fits gain nothing from more, and on a shared, busy
-    machine OpenMP threads spinning against other processes make them many times slower.
-    The resumed-run child process uses the same count, so results match across processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def truth() -> xr.Dataset:
     return synthetic_sst(32, 32, periods=8, seed=0)
