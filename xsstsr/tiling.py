@@ -19,7 +19,10 @@ import numpy as np
 
 from .model import Model, ModelRef, resolve_ref
 
-DEFAULT_TILE = 128  # low-resolution pixels per tile side (before the halo)
+# Low-resolution pixels per tile side (before the halo). On 2 CPU cores 256-pixel tiles one at
+# a time ran ~2x faster per pixel than 128-pixel tiles in batches of 4 (less halo, and the
+# activations of one tile stay in cache).
+DEFAULT_TILE = 256
 CPU_BATCH_BYTES = 512 * 1024**2  # activation budget per forward pass on the CPU
 
 _DEVICE_LOCKS: dict[str, threading.RLock] = {}
@@ -155,6 +158,7 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
             x = torch.from_numpy(stack)
             if cuda:
                 x = x.pin_memory().to(device, non_blocking=True)
+            x = x.contiguous(memory_format=torch.channels_last)
             with _device_lock(device), torch.inference_mode():
                 y = _forward_splitting(net, x, autocast=cuda)
             result = y[:, 0].float().cpu().numpy()
