@@ -221,3 +221,19 @@ def test_deferred_interrupts_second_signal_interrupts_at_once() -> None:
         assert log == [signal.SIGTERM]  # not finished; the held one still reached the handler
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_odd_record_with_small_chunks_writes_to_zarr(tmp_path: Path) -> None:
+    """Chunks merged to hold the time window must not leave zarr-incompatible chunks."""
+    from conftest import make_model
+
+    import xsstsr
+
+    da = sst_field(nt=7, ny=24, nx=32).chunk({"time": 2})  # 2, 2, 2, 1: the 1 is merged
+    high = xsstsr.downscale(da, model=make_model(4, 1), device="cpu")
+    chunks = high.chunks[0]
+    assert set(chunks[:-1]) == {chunks[0]}
+    assert chunks[-1] <= chunks[0]
+    out = write_dataset(high, tmp_path / "odd.zarr")
+    back = xr.open_zarr(out)["sst"].load()
+    np.testing.assert_allclose(back.values, high.values, atol=1e-6, equal_nan=True)

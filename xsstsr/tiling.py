@@ -323,7 +323,7 @@ def downscale_dask(arr: da.Array, spec: TileSpec) -> da.Array:
     out_chunks = arr.chunks[1:-2] + tuple(
         tuple(c * up // pool for c in axis_chunks) for axis_chunks in arr.chunks[-2:]
     )
-    return da.map_blocks(
+    out = da.map_blocks(
         _block_kernel,
         extended,
         spec=spec,
@@ -334,6 +334,18 @@ def downscale_dask(arr: da.Array, spec: TileSpec) -> da.Array:
         meta=np.empty((0,) * (ndim - 1), dtype=arr.dtype),
         name="sstsr-downscale-" + da.core.tokenize(arr.name, spec),
     )
+    return _uniform_chunks(out)
+
+
+def _uniform_chunks(arr: da.Array) -> da.Array:
+    """Undo a tail merge such as (2, ..., 2, 3) -> (2, ..., 2, 2, 1): zarr stores need equal
+    chunks with at most a smaller last one, and a merged tail would make ``to_zarr`` fail."""
+    fix = {
+        axis: chunks[0]
+        for axis, chunks in enumerate(arr.chunks)
+        if len(chunks) > 1 and (len(set(chunks[:-1])) > 1 or chunks[-1] > chunks[0])
+    }
+    return arr.rechunk(fix) if fix else arr
 
 
 def downscale_numpy(values: np.ndarray, spec: TileSpec) -> np.ndarray:
