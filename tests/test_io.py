@@ -237,3 +237,10 @@ def test_odd_record_with_small_chunks_writes_to_zarr(tmp_path: Path) -> None:
     out = write_dataset(high, tmp_path / "odd.zarr")
     back = xr.open_zarr(out)["sst"].load()
     np.testing.assert_allclose(back.values, high.values, atol=1e-6, equal_nan=True)
+
+
+def test_irregular_chunks_are_made_storable_in_zarr(tmp_path: Path) -> None:
+    da = sst_field(nt=6, ny=24, nx=32).chunk({"time": 2, "lat": (10, 6, 8)})
+    out = write_dataset(da, tmp_path / "irregular.zarr")
+    back = xr.open_zarr(out)["sst"].load()
+    np.testing.assert_allclose(back.values, da.values, equal_nan=True)

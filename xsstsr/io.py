@@ -66,6 +66,15 @@ def _encoding(ds: xr.Dataset, kind: str) -> dict[str, dict[str, Any]]:
     return encoding
 
 
+def _zarr_chunks(ds: xr.Dataset) -> xr.Dataset:
+    """Rechunk dims whose dask chunks zarr cannot store (unequal, or a larger last chunk)."""
+    fix = {}
+    for dim, chunks in (ds.chunksizes or {}).items():
+        if len(chunks) > 1 and (len(set(chunks[:-1])) > 1 or chunks[-1] > chunks[0]):
+            fix[dim] = max(chunks)
+    return ds.chunk(fix) if fix else ds
+
+
 def write_dataset(
     ds: xr.Dataset | xr.DataArray,
     path: str | os.PathLike[str],
@@ -107,6 +116,8 @@ def write_dataset(
         ds = ds.to_dataset(name=ds.name or "sst")
     path = Path(path)
     kind = output_format(path)
+    if kind == "zarr":
+        ds = _zarr_chunks(ds)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True or remove it.")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -302,6 +302,7 @@ def downscale_dask(arr: da.Array, spec: TileSpec) -> da.Array:
     chunks = list(arr.chunks)
     # time chunks must hold the window's look-back; space chunks the halo, in whole fine cells
     chunks[-3] = _chunks_for(arr.chunks[-3], w - 1, 1)
+    merged_time = chunks[-3] != arr.chunks[-3]
     chunks[-2] = _chunks_for(arr.chunks[-2], halo, pool)
     chunks[-1] = _chunks_for(arr.chunks[-1], halo, pool)
     if tuple(chunks) != arr.chunks:
@@ -334,18 +335,20 @@ def downscale_dask(arr: da.Array, spec: TileSpec) -> da.Array:
         meta=np.empty((0,) * (ndim - 1), dtype=arr.dtype),
         name="sstsr-downscale-" + da.core.tokenize(arr.name, spec),
     )
-    return _uniform_chunks(out)
+    return _uniform_chunks(out) if merged_time else out
 
 
 def _uniform_chunks(arr: da.Array) -> da.Array:
-    """Undo a tail merge such as (2, ..., 2, 3) -> (2, ..., 2, 2, 1): zarr stores need equal
-    chunks with at most a smaller last one, and a merged tail would make ``to_zarr`` fail."""
-    fix = {
-        axis: chunks[0]
-        for axis, chunks in enumerate(arr.chunks)
-        if len(chunks) > 1 and (len(set(chunks[:-1])) > 1 or chunks[-1] > chunks[0])
-    }
-    return arr.rechunk(fix) if fix else arr
+    """Undo a merged time tail such as (2, ..., 2, 3) -> (2, ..., 2, 2, 1).
+
+    Zarr stores need equal chunks with at most a smaller last one; records of odd length
+    chunked by 2 would otherwise fail in ``to_zarr``. Space keeps its merged chunks (a
+    short spatial tail is rare: it needs a last chunk narrower than the halo).
+    """
+    chunks = arr.chunks[-3]
+    if len(chunks) > 1 and len(set(chunks[:-1])) == 1 and chunks[-1] > chunks[0]:
+        return arr.rechunk({arr.ndim - 3: chunks[0]})
+    return arr
 
 
 def downscale_numpy(values: np.ndarray, spec: TileSpec) -> np.ndarray:
