@@ -420,21 +420,28 @@ class _UsageError(Exception):
     """A combination of options argparse cannot check."""
 
 
+_INTERRUPTED = threading.Event()
+
+
 def _interrupt(signum: int, frame: Any) -> None:
+    _INTERRUPTED.set()
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt (main thread only), so cleanup code runs."""
+    """Turn SIGTERM (and SIGINT) into KeyboardInterrupt (main thread only), so cleanup code
+    runs, and remember that it happened: an interrupt raised inside threading internals can
+    surface as another exception, which must still end as "interrupted" (exit 130)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -451,6 +458,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("xsstsr: interrupted; no partial output was left.", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except BaseException:
+            if _INTERRUPTED.is_set():
+                print("xsstsr: interrupted; no partial output was left.", file=sys.stderr)
+                return EXIT_INTERRUPTED
+            raise
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -460,11 +472,13 @@ def _run(args: argparse.Namespace) -> int:
         return COMMANDS[args.command](args)
     except (KeyboardInterrupt, _UsageError):
         raise
-    except (XsstsrError, OSError, ValueError) as err:
-        # bad input or model: a typed error, a missing/unreadable file, an invalid value
-        print(f"xsstsr: error: {err}", file=sys.stderr)
-        return EXIT_INPUT
-    except Exception:
+    except Exception as err:
+        if _INTERRUPTED.is_set():  # the interrupt surfaced as another error: still 130
+            raise KeyboardInterrupt from err
+        if isinstance(err, (XsstsrError, OSError, ValueError)):
+            # bad input or model: a typed error, a missing/unreadable file, an invalid value
+            print(f"xsstsr: error: {err}", file=sys.stderr)
+            return EXIT_INPUT
         traceback.print_exc()
         print(
             "xsstsr: unexpected error (please report it with the output of 'xsstsr versions').",
