@@ -13,6 +13,7 @@ import xsstsr
 from xsstsr.model import Model, init_model, new_metadata
 
 DATA = Path(__file__).parent / "data"
+SMALL_ARCH = {"features": 8, "blocks": 1, "up_features": 4, "fill_iterations": 1}
 
 
 def make_model(
@@ -23,8 +24,13 @@ def make_model(
     inputs: tuple[str, ...] = ("sst",),
     name: str | None = None,
     scale: float = 0.01,
+    architecture: dict[str, int] | None = None,
 ) -> Model:
-    """A generator whose correction branch is small but not zero (so tiling matters)."""
+    """A generator whose correction branch is small but not zero (so tiling matters).
+
+    ``architecture=SMALL_ARCH`` gives a ~10-pixel halo, so fields of a few dozen pixels
+    can be split into chunks wider than the halo.
+    """
     meta = new_metadata(
         name=name or f"test-x{upsample / pool:g}",
         upsample=upsample,
@@ -33,6 +39,7 @@ def make_model(
         inputs=list(inputs),
         mean=15.0,
         std=8.0,
+        architecture=architecture,
     )
     state = init_model(meta, seed=seed).state
     rng = np.random.default_rng(seed)
@@ -123,4 +130,4 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.delenv("XSSTSR_WEIGHTS_URL", raising=False)
 
 
-__all__ = ["DATA", "make_model", "sst_field", "xsstsr"]
+__all__ = ["DATA", "SMALL_ARCH", "make_model", "sst_field", "xsstsr"]

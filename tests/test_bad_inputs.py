@@ -23,29 +23,26 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
-from conftest import sst_field
+from conftest import SMALL_ARCH, make_model, sst_field
 from safetensors.numpy import save as st_save
 
 import xsstsr
 import xsstsr.weights
 from xsstsr.errors import InputTypeError
-from xsstsr.model import Model, init_model, new_metadata
-
-SMALL_ARCH = {"features": 8, "blocks": 1, "up_features": 4, "fill_iterations": 1}
+from xsstsr.model import Model
 
 
 def small_model(upsample: int = 4, pool: int = 1, inputs: tuple[str, ...] = ("sst",)) -> Model:
-    meta = new_metadata(
+    return make_model(
+        upsample,
+        pool,
+        2,
+        seed=2,
+        inputs=inputs,
         name=f"bad-x{upsample / pool:g}-{len(inputs)}",
-        upsample=upsample,
-        pool=pool,
-        window=2,
-        inputs=list(inputs),
-        mean=15.0,
-        std=8.0,
+        scale=0.0,
         architecture=SMALL_ARCH,
     )
-    return init_model(meta, seed=2)
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +197,19 @@ def _non_monotonic(env):
     return da.assign_coords(lat=("lat", lat, da["lat"].attrs)), down(env)
 
 
+def _cut_at_seam(env):
+    """A box over the prime meridian stored in 0..360 order: 1, 3, ..., 359 with a jump."""
+    da = field()
+    step = 2.0
+    lon = np.concatenate(
+        [
+            step / 2 + step * np.arange(da.sizes["lon"] // 2),
+            360 - step / 2 - step * np.arange(da.sizes["lon"] - da.sizes["lon"] // 2)[::-1],
+        ]
+    )
+    return da.assign_coords(lon=("lon", lon, da["lon"].attrs)), down(env)
+
+
 def _nan_coordinate(env):
     da = field()
     lon = da["lon"].values.copy()
@@ -320,6 +330,7 @@ CASES: list[Case] = [
     # -- the grid
     Case("non-monotonic", _non_monotonic, E.GridError, ValueError, r"sortby\('lat'\)"),
     Case("irregular", _irregular, E.GridError, ValueError, r"regular grid first"),
+    Case("lon-cut-at-seam", _cut_at_seam, E.GridError, ValueError, r"% 360 - 180\)\.sortby"),
     Case(
         "duplicated-coordinates", _duplicated, E.GridError, ValueError, r"drop_duplicates\('lat'\)"
     ),

@@ -260,6 +260,26 @@ def test_downscale_zarr_in_process(
         np.testing.assert_allclose(back["sst"].values, expected["sst"].values, atol=1e-5)
 
 
+def test_downscale_precision(tmp_path: Path, files: dict[str, Path]) -> None:
+    args = ["downscale", str(files["coarse"]), "", "--model", str(files["model"])]
+    args += ["--device", "cpu", "--no-progress", "--chunks", "none"]
+    for precision in ("float32", "bfloat16"):
+        args[2] = str(tmp_path / f"{precision}.nc")
+        assert cli.main([*args, "--precision", precision]) == 0
+    with (
+        xr.open_dataset(tmp_path / "float32.nc") as exact,
+        xr.open_dataset(tmp_path / "bfloat16.nc") as low,
+    ):
+        assert exact["sst"].attrs["xsstsr_precision"] == "float32"
+        assert low["sst"].attrs["xsstsr_precision"] == "bfloat16"
+        assert "precision='bfloat16'" in low.attrs["history"]
+        diff = np.abs(low["sst"].values - exact["sst"].values)
+        assert 0 < np.nanmax(diff) < 0.05
+    with pytest.raises(SystemExit) as info:
+        cli.main([*args, "--precision", "half"])
+    assert info.value.code == 2
+
+
 def test_evaluate(
     tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

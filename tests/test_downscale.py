@@ -18,14 +18,13 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from conftest import DATA, sst_field
+from conftest import DATA, SMALL_ARCH, make_model, sst_field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xsstsr
-from xsstsr.model import Model, init_model, new_metadata, register
+from xsstsr.model import Model, register
 
-SMALL_ARCH = {"features": 8, "blocks": 1, "up_features": 4, "fill_iterations": 1}
 TOL = 1e-4  # K or degC: tiled vs whole-field inference
 
 
@@ -33,20 +32,15 @@ def small_model(
     upsample: int, pool: int = 1, *, window: int = 3, seed: int = 1, scale: float = 0.05
 ) -> Model:
     """A generator with a halo of ~10 pixels and a correction that is far from zero."""
-    meta = new_metadata(
+    return make_model(
+        upsample,
+        pool,
+        window,
+        seed,
         name=f"small-x{upsample / pool:g}",
-        upsample=upsample,
-        pool=pool,
-        window=window,
-        inputs=["sst"],
-        mean=15.0,
-        std=8.0,
+        scale=scale,
         architecture=SMALL_ARCH,
     )
-    state = init_model(meta, seed=seed).state
-    rng = np.random.default_rng(seed)
-    state["tail.weight"] = rng.normal(0, scale, state["tail.weight"].shape).astype("float32")
-    return Model(state, meta)
 
 
 @pytest.fixture(scope="module")
@@ -691,6 +685,34 @@ def test_factor_without_released_model(tmp_path, monkeypatch, model_x4):
 def test_bad_factor(factor):
     with pytest.raises(xsstsr.FactorError):
         sst_field().sstsr.downscale(factor)
+
+
+def test_the_seam_fix_in_the_error_works(m4):
+    """A box over the prime meridian stored as 0..360: the GridError's own fix runs."""
+    box = sst_field(nt=2, lon0=-4.0, step=0.25).assign_coords(lon=lambda d: d.lon % 360)
+    cut = box.sortby("lon")  # 0.125 .. 3.875, 356.125 .. 359.875
+    with pytest.raises(xsstsr.GridError, match="seam") as info:
+        cut.sstsr.downscale(model=m4, device="cpu")
+    fix = str(info.value).split("with ")[-1].rstrip(".")
+    assert fix == "ds.assign_coords(lon=(ds['lon'] + 180) % 360 - 180).sortby('lon')"
+    mended = cut.assign_coords(lon=(cut["lon"] + 180) % 360 - 180).sortby("lon")
+    out = mended.sstsr.downscale(model=m4, device="cpu")
+    np.testing.assert_allclose(out["lon"][[0, -1]], [-4 + 0.25 / 8, 4 - 0.25 / 8])
+    expected = box.assign_coords(lon=(box["lon"] + 180) % 360 - 180).sstsr.downscale(
+        model=m4, device="cpu"
+    )
+    np.testing.assert_array_equal(out.values, expected.values)
+
+
+def test_guessed_names_warn_at_the_callers_line(m4):
+    plain = sst_field(nt=2)
+    for name in plain.coords:
+        plain[name].attrs = {}
+    with pytest.warns(UserWarning, match="guess") as by_function:
+        xsstsr.downscale(plain, model=m4, device="cpu")
+    with pytest.warns(UserWarning, match="guess") as by_accessor:
+        plain.sstsr.downscale(model=m4, device="cpu")
+    assert {w.filename for w in [*by_function, *by_accessor]} == {__file__}
 
 
 # -- devices ------------------------------------------------------------------------------------

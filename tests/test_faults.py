@@ -31,32 +31,18 @@ import numpy as np
 import pooch.core
 import pytest
 import xarray as xr
-from conftest import sst_field
+from conftest import SMALL_ARCH, make_model, sst_field
 
 import xsstsr
 import xsstsr.io
 import xsstsr.weights
-from xsstsr.model import Model, init_model, new_metadata
+from xsstsr.model import Model
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL_ARCH = {"features": 8, "blocks": 1, "up_features": 4, "fill_iterations": 1}
 
 
 def small_model(seed: int = 3) -> Model:
-    meta = new_metadata(
-        name="fault-x4",
-        upsample=4,
-        pool=1,
-        window=2,
-        inputs=["sst"],
-        mean=15.0,
-        std=8.0,
-        architecture=SMALL_ARCH,
-    )
-    state = init_model(meta, seed=seed).state
-    rng = np.random.default_rng(seed)
-    state["tail.weight"] = rng.normal(0, 0.05, state["tail.weight"].shape).astype("float32")
-    return Model(state, meta)
+    return make_model(4, 1, 2, seed, name="fault-x4", scale=0.05, architecture=SMALL_ARCH)
 
 
 @pytest.fixture(scope="module")

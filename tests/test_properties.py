@@ -23,32 +23,27 @@ import dask
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import SMALL_ARCH, make_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xsstsr
-from xsstsr.model import Model, init_model, new_metadata
+from xsstsr.model import Model
 
-SMALL_ARCH = {"features": 8, "blocks": 1, "up_features": 4, "fill_iterations": 1}
 TOL = 1e-4
 
 
 def small_model(upsample: int, pool: int) -> Model:
     """A generator with a ~10 pixel halo and a correction far from zero."""
-    meta = new_metadata(
+    return make_model(
+        upsample,
+        pool,
+        2,
+        5,
         name=f"prop-x{upsample / pool:g}",
-        upsample=upsample,
-        pool=pool,
-        window=2,
-        inputs=["sst"],
-        mean=15.0,
-        std=8.0,
+        scale=0.05,
         architecture=SMALL_ARCH,
     )
-    state = init_model(meta, seed=5).state
-    rng = np.random.default_rng(5)
-    state["tail.weight"] = rng.normal(0, 0.05, state["tail.weight"].shape).astype("float32")
-    return Model(state, meta)
 
 
 @pytest.fixture(scope="module")

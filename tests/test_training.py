@@ -321,6 +321,15 @@ def test_checkpoint_guards(truth: xr.Dataset, tmp_path: Path) -> None:
         xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **dict(kwargs, loss="gumbel", r=1.0))
 
     tensors = ckpt / state.get("tensors", training.CHECKPOINT_TENSORS)
+    record = (ckpt / training.CHECKPOINT_STATE).read_text()
+    # a record that hashes right but lacks a field (another version's layout)
+    (ckpt / training.CHECKPOINT_STATE).write_text(
+        json.dumps({k: v for k, v in state.items() if k != "param_groups"})
+    )
+    with pytest.raises(xsstsr.TrainingError, match="another xsstsr version"):
+        xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **kwargs)
+    (ckpt / training.CHECKPOINT_STATE).write_text(record)
+
     blob = bytearray(tensors.read_bytes())
     blob[-20:] = bytes(20)
     tensors.write_bytes(bytes(blob))
@@ -358,8 +367,9 @@ def test_target_on_misaligned_grid_warns(fine: xr.Dataset) -> None:
     low = coarsen_truth(fine, 4)
     shifted = fine.assign_coords(lat=fine.lat + 0.1 * float(fine.lat[1] - fine.lat[0]))
     kwargs = {k: v for k, v in TINY.items() if k != "factor"}
-    with pytest.warns(UserWarning, match="interpolating"):
+    with pytest.warns(UserWarning, match="interpolating") as record:
         model = xsstsr.fit(low, target=shifted, seed=0, **kwargs)
+    assert record[0].filename == __file__
     assert model.factor == 4.0
     assert np.isfinite(model.history[LOSS_COLUMNS].to_numpy()).all()
 
@@ -430,6 +440,7 @@ def test_stations_outside_are_dropped_with_a_warning(
     with pytest.warns(UserWarning, match="outside") as record:
         model = xsstsr.fit(truth, pd.concat([stations, far]), seed=0, **TINY)
     assert any("FAR" in str(w.message) for w in record)
+    assert {w.filename for w in record} == {__file__}  # the user's line, not xsstsr's
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="dropped", category=UserWarning)
         base = xsstsr.fit(truth, stations, seed=0, **TINY)

@@ -7,7 +7,6 @@ and how to fix it. The criteria are plain data at the top of the module.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from .errors import (
     InputTypeError,
     UnitsError,
     VariableNotFoundError,
+    warn_user,
 )
 
 # -- criteria tables -----------------------------------------------------------
@@ -278,16 +278,43 @@ def regular_spacing(values: np.ndarray, name: Hashable, rtol: float = 1e-3) -> f
             f"{name!r} has duplicated values (e.g. {dup}); drop them with "
             f"ds.drop_duplicates({str(name)!r})."
         )
+    seam = _seam_fix(values, name, rtol)
     if not (np.all(steps > 0) or np.all(steps < 0)):
-        raise GridError(f"{name!r} is not monotonic; sort it with ds.sortby({str(name)!r}).")
+        raise GridError(
+            seam or f"{name!r} is not monotonic; sort it with ds.sortby({str(name)!r})."
+        )
     step = float(np.median(steps))
     if np.max(np.abs(steps - step)) > rtol * abs(step):
+        if seam:
+            raise GridError(seam)
         raise GridError(
             f"{name!r} is not regularly spaced (steps from {steps.min():.6g} to "
             f"{steps.max():.6g}); interpolate onto a regular grid first, e.g. "
             f"ds.interp({name}=np.linspace(...))."
         )
     return step
+
+
+def _seam_fix(values: np.ndarray, name: Hashable, rtol: float) -> str | None:
+    """A fix for longitudes that are regular but cut at the 0/360 or -180/180 seam, e.g. a
+    box over the prime meridian stored as 1..19, 321..359; None when that is not the case."""
+    name_str = str(name)
+    for convert, text in (
+        (lambda v: (v + 180.0) % 360.0 - 180.0, f"(ds[{name_str!r}] + 180) % 360 - 180"),
+        (lambda v: v % 360.0, f"ds[{name_str!r}] % 360"),
+    ):
+        moved = np.sort(convert(values))
+        steps = np.diff(moved)
+        if steps.size and np.all(steps > 0):
+            step = float(np.median(steps))
+            if np.max(np.abs(steps - step)) <= rtol * step and not np.allclose(moved, values):
+                return (
+                    f"{name_str!r} is regular but cut at the longitude seam (it jumps from "
+                    f"{values[np.argmax(np.abs(np.diff(values)))]:g} to "
+                    f"{values[np.argmax(np.abs(np.diff(values))) + 1]:g}); make it continuous "
+                    f"with ds.assign_coords({name_str}={text}).sortby({name_str!r})."
+                )
+    return None
 
 
 def is_global_longitude(lon: np.ndarray, step: float) -> bool:
@@ -356,4 +383,4 @@ def find_fields(
 
 
 def warn_guess(message: str) -> None:
-    warnings.warn(message, UserWarning, stacklevel=4)
+    warn_user(message)

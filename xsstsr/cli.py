@@ -142,6 +142,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     down.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     down.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "float32", "float16", "bfloat16"),
+        help="arithmetic of the network (default auto: float16 on a GPU, float32 on the CPU)",
+    )
+    down.add_argument(
         "--chunks",
         type=_chunks,
         default="auto",
@@ -289,6 +295,7 @@ def _downscale(args: argparse.Namespace) -> int:
         args.factor,
         model=args.model,
         device=args.device,
+        precision=args.precision,
         variable=args.variable,
         batch_size=args.batch_size,
     )

@@ -1,4 +1,4 @@
-"""Typed errors: one base class, one subclass per kind of problem.
+"""Typed errors, one base class and one subclass per kind of problem, and user warnings.
 
 Each subclass is also a ``ValueError`` or ``TypeError`` where that is what it
 is, so generic handlers keep working. Messages say what was found and how to
@@ -6,6 +6,10 @@ fix it.
 """
 
 from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
 
 __all__ = [
     "AmbiguousVariableError",
@@ -27,6 +31,7 @@ __all__ = [
     "WeightsError",
     "WeightsIntegrityError",
     "XsstsrError",
+    "warn_user",
 ]
 
 
@@ -101,7 +106,7 @@ class LossConfigError(XsstsrError, ValueError):
 
 
 class DeviceError(XsstsrError, RuntimeError):
-    """The requested device is not available."""
+    """The requested device is not available, or too small for one tile."""
 
 
 class TrainingError(XsstsrError, RuntimeError):
@@ -110,3 +115,19 @@ class TrainingError(XsstsrError, RuntimeError):
 
 class MissingDependencyError(XsstsrError, ImportError):
     """An optional dependency is not installed."""
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """Warn, pointing at the first caller outside xsstsr (however deep the call came from),
+    so the warning names the user's line and ``-W error`` filters by module work."""
+    level = 2  # stacklevel 2 is the frame that called warn_user
+    frame = sys._getframe(1)
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(
+        _PACKAGE_DIR
+    ):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

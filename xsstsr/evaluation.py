@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from .cf import KELVIN_OFFSET, find_fields, find_lat_lon, regular_spacing
-from .errors import GridError, InputDataError
+from .errors import GridError, InputDataError, warn_user
 from .model import init_model, new_metadata
 from .weights import parse_factor
 
@@ -548,13 +548,7 @@ def _period_labels(times: Any, by: str | None) -> tuple[list[str], np.ndarray]:
     try:
         months = np.asarray(xr.DataArray(times, dims="t").dt.month.values, dtype=int)
     except (TypeError, AttributeError):
-        import warnings
-
-        warnings.warn(
-            "the time coordinate holds no dates; scoring the whole record only.",
-            UserWarning,
-            stacklevel=4,
-        )
+        warn_user("the time coordinate holds no dates; scoring the whole record only.")
         return [], np.full(times.size, -1)
     if by == "season":
         codes = _SEASON_OF_MONTH[months - 1]
@@ -939,13 +933,9 @@ def evaluate(
         )
         s_subsets = _Subsets(s_labels, [n for n, _ in region_list])
         if not valid.any():
-            import warnings
-
-            warnings.warn(
+            warn_user(
                 "no station observation falls on ocean cells of every field; the "
-                "station scores are empty.",
-                UserWarning,
-                stacklevel=2,
+                "station scores are empty."
             )
         stats = _subset_stats(
             obs[valid], f[:, valid], s_pcode[valid], members[:, valid], s_subsets, quantile

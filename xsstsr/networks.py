@@ -135,10 +135,12 @@ class Generator(nn.Module):
         out = self.base(fill_nan(frames[:, -1:], self.fill_iterations))
         return F.avg_pool2d(out, self.pool) if self.pool > 1 else out
 
-    def forward(self, frames: Tensor, autocast: bool = False) -> Tensor:
+    def forward(self, frames: Tensor, autocast: torch.dtype | None = None) -> Tensor:
         """Map (batch, in_frames, y, x) normalised frames (NaN = land) to the fine grid.
 
         The last frame is the target time's SST. Returns (batch, 1, y*f, x*f).
+        ``autocast`` (``torch.float16`` or ``torch.bfloat16``) runs the correction branch in
+        that precision; the bicubic base, which carries the field's full range, stays float32.
         """
         valid = torch.isfinite(frames[:, -1:])
         filled = fill_nan(frames, self.fill_iterations)
@@ -149,7 +151,11 @@ class Generator(nn.Module):
             filled[:, -1:], size, stride=1, padding=ANOMALY_RADIUS, count_include_pad=False
         )
         x = torch.cat([filled - local, valid.to(filled.dtype)], dim=1)
-        with torch.autocast(device_type=frames.device.type, enabled=autocast):
+        with torch.autocast(
+            device_type=frames.device.type,
+            dtype=autocast or torch.bfloat16,  # any supported dtype when disabled
+            enabled=autocast is not None,
+        ):
             feat = self.act(self.head(x))
             feat = feat + self.body_tail(self.body(feat))
             correction = self.shuffle(self.tail(self.act(self.up(feat))))

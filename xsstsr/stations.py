@@ -7,7 +7,6 @@ lon, sst`` (names configurable with ``columns=``), or as an xarray Dataset with 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -16,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from .cf import KELVIN_OFFSET, canonical_units
-from .errors import StationsError
+from .errors import StationsError, warn_user
 
 STATION_COLUMNS: tuple[str, ...] = ("station", "time", "lat", "lon", "sst")
 
@@ -182,7 +181,7 @@ def _wrap_lon(values: np.ndarray, start: float) -> np.ndarray:
 
 
 def _warn(message: str) -> None:
-    warnings.warn(message, UserWarning, stacklevel=4)
+    warn_user(message)
 
 
 def align_to_times(table: pd.DataFrame, times: np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -43,6 +43,7 @@ class TileSpec:
     batch_size: int | None
     tile: int | None = None  # None: default_tile() of the worker's device
     periodic_x: bool = False
+    precision: str = "auto"  # resolved with the device, in the worker
 
     @property
     def factor(self) -> float:
@@ -58,6 +59,36 @@ def default_tile(device: str) -> int:
         free, _ = torch.cuda.mem_get_info(torch.device(device))
         return 1024 if free > 16 * 1024**3 else 512
     return DEFAULT_TILE
+
+
+PRECISIONS = ("auto", "float32", "float16", "bfloat16")
+
+
+def check_precision(precision: object) -> str:
+    """Validate a ``precision=`` argument early, where the caller can still fix it."""
+    from .errors import InputDataError
+
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise InputDataError(
+            f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}; "
+            "'auto' is float16 on a GPU (within 0.01 K of float32) and float32 on the CPU."
+        )
+    return precision
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``"auto"`` -> float16 on a GPU, float32 elsewhere (``device`` "auto" stays undecided)."""
+    if precision != "auto" or device == "auto":
+        return precision
+    return "float16" if device.startswith("cuda") else "float32"
+
+
+def autocast_dtype(precision: str, device: str) -> Any:
+    """The torch dtype of the correction branch, or None for plain float32."""
+    import torch
+
+    dtypes = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    return dtypes[resolve_precision(precision, device)]
 
 
 def resolve_device(device: str) -> str:
@@ -136,6 +167,7 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
     out = np.empty((n, ny * up // pool, nx * up // pool), dtype=np.float32)
     net = model.network(device)
     cuda = device.startswith("cuda")
+    half = autocast_dtype(spec.precision, device)
 
     # Tiles grouped by their (halo-extended) shape so that each group batches.
     groups: dict[tuple[int, int], list[tuple[int, int, int, int, int, int]]] = {}
@@ -160,7 +192,7 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
                 x = x.pin_memory().to(device, non_blocking=True)
             x = x.contiguous(memory_format=torch.channels_last)
             with _device_lock(device), torch.inference_mode():
-                y = _forward_splitting(net, x, autocast=cuda)
+                y = _forward_splitting(net, x, half, device)
             result = y[:, 0].float().cpu().numpy()
             for k, (i, (y0, y1, ya, x0, x1, xa)) in enumerate(chunk):
                 oy, ox = (y0 - ya) * up // pool, (x0 - xa) * up // pool
@@ -173,21 +205,29 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
     return out
 
 
-def _forward_splitting(net: Any, x: Any, autocast: bool) -> Any:
+def _forward_splitting(net: Any, x: Any, autocast: Any, device: str) -> Any:
     """Forward pass; on a device out-of-memory, split the batch in two and retry."""
     import torch
 
+    from .errors import DeviceError
+
     try:
         return net(x, autocast=autocast)
-    except torch.OutOfMemoryError:
+    except torch.OutOfMemoryError as err:
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
         if x.shape[0] == 1:
-            raise
-        torch.cuda.empty_cache()
+            side = max(x.shape[-2:])
+            raise DeviceError(
+                f"one tile of {x.shape[-2]} x {x.shape[-1]} low-resolution pixels does not fit "
+                f"in the free memory of {device}; pass a smaller tile_size= (e.g. "
+                f"tile_size={max(16, side // 2)}) or free memory on the device."
+            ) from err
         half = x.shape[0] // 2
         return torch.cat(
             [
-                _forward_splitting(net, x[:half], autocast),
-                _forward_splitting(net, x[half:], autocast),
+                _forward_splitting(net, x[:half], autocast, device),
+                _forward_splitting(net, x[half:], autocast, device),
             ]
         )
 

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import time as _time
-import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -33,7 +32,7 @@ import xarray as xr
 from ._version import __version__
 from .cf import KELVIN_OFFSET, find_fields, regular_spacing
 from .downscale import fine_coordinate
-from .errors import GridError, InputDataError, StationsError, TrainingError
+from .errors import GridError, InputDataError, StationsError, TrainingError, warn_user
 from .model import Model, new_metadata, write_atomic
 from .stations import align_to_times, drop_outside, read_stations
 from .weights import parse_factor
@@ -139,11 +138,9 @@ def prepare_data(
             and np.allclose(tda[lon_dim], fine_lon, atol=1e-6 * abs(fine_lon[1] - fine_lon[0]))
         )
         if not same:
-            warnings.warn(
+            warn_user(
                 f"target grid is not the input grid refined by {float(frac):g}; interpolating "
-                "it linearly onto that grid.",
-                UserWarning,
-                stacklevel=3,
+                "it linearly onto that grid."
             )
             tda = tda.interp({lat_dim: fine_lat, lon_dim: fine_lon}, method="linear")
         low, high = xr.align(
@@ -441,17 +438,24 @@ def load_checkpoint(
             f"the checkpoint in {directory} was made by a different configuration or data; "
             "use another checkpoint_dir, or the same arguments as the first run."
         )
-    tensors = load(blob)
-    for name, net in nets.items():
-        prefix = f"{name}/"
-        net.load_state_dict(
-            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        )
-    for name, opt in optimizers.items():
-        opt.load_state_dict(
-            _unflatten_optimizer(name, tensors, state["param_groups"][name], opt.state_dict())
-        )
-    return int(state["step"]), list(state["history"])
+    try:
+        tensors = load(blob)
+        for name, net in nets.items():
+            prefix = f"{name}/"
+            net.load_state_dict(
+                {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            )
+        for name, opt in optimizers.items():
+            opt.load_state_dict(
+                _unflatten_optimizer(name, tensors, state["param_groups"][name], opt.state_dict())
+            )
+        return int(state["step"]), list(state["history"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        # a record that hashes right but lacks a field: written by another xsstsr version
+        raise TrainingError(
+            f"checkpoint in {directory} cannot be restored ({type(err).__name__}: {err}); it "
+            "may come from another xsstsr version: delete it to start again."
+        ) from err
 
 
 # -- the loop ------------------------------------------------------------------
