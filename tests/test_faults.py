@@ -3,7 +3,7 @@ download cut halfway.
 
 * A process running ``downscale`` + :func:`xsstsr.io.write_dataset` is SIGKILLed while
   its dask graph is computing: the destination is absent (or the file already there is
-  intact); only a hidden ``.partial`` sibling may remain.
+  intact); only a hidden ``.partial`` sibling may remain, and the next write clears it.
 * A dask.distributed worker process is SIGKILLed while it runs a downscale task: the
   nanny restarts it, the lost tasks are recomputed and the result equals the threaded one.
 * The model download is cut halfway: pooch retries, the cache ends with the verified file,
@@ -170,10 +170,11 @@ def test_killed_writer_leaves_no_partial_file(model_file, tmp_path, suffix, exis
     hidden = [p.name for p in out_dir.iterdir() if p.name.startswith(".")]
     assert all(name.endswith(".partial") for name in hidden), hidden
 
-    # and a later run writes the destination whole
+    # and a later run writes the destination whole, clearing the dead writer's temporary
     xsstsr.io.write_dataset(old_dataset().assign_attrs(title="rerun"), dest)
     with xsstsr.io.open_any(dest) as back:
         assert back.attrs["title"] == "rerun"
+    assert sorted(p.name for p in out_dir.iterdir()) == [dest.name]
 
 
 # -- (b) a dask worker killed mid-downscale ----------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import warnings
 from pathlib import Path
 
 import dask
@@ -244,3 +245,84 @@ def test_irregular_chunks_are_made_storable_in_zarr(tmp_path: Path) -> None:
     out = write_dataset(da, tmp_path / "irregular.zarr")
     back = xr.open_zarr(out)["sst"].load()
     np.testing.assert_allclose(back.values, da.values, equal_nan=True)
+
+
+# -- leftovers of writers killed outright ---------------------------------------------------------
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def leftover(dest: Path, pid: int, suffix: str, data: xr.Dataset | None = None) -> Path:
+    tag = io._owner_tag().rsplit("-", 1)[0]
+    path = dest.with_name(f".{dest.name}.{tag}-{pid}-0123abcd{suffix}")
+    if data is None:
+        path.mkdir()
+        (path / "chunk").write_bytes(b"half")
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zarr 3 on consolidated metadata
+            data.to_zarr(path, mode="w")
+    return path
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pid checks are POSIX")
+def test_next_write_clears_a_dead_writers_temporaries(tmp_path):
+    dest = tmp_path / "out.zarr"
+    dead = leftover(dest, dead_pid(), PARTIAL_SUFFIX)
+    live = leftover(dest, os.getpid(), PARTIAL_SUFFIX)  # a write under way in this process
+    other = tmp_path / ".other.zarr.host-1-0123abcd.partial"  # another destination's
+    other.mkdir()
+    write_dataset(field(), dest)
+    assert not dead.exists()
+    assert live.exists()
+    assert other.exists()
+    with open_any(dest) as back:
+        np.testing.assert_array_equal(back["sst"].values, field().values)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pid checks are POSIX")
+def test_a_previous_store_moved_aside_is_put_back(tmp_path):
+    """Killed between moving the old store aside and renaming the new one in: the old
+    result comes back at its name (and is what remains if the next write fails)."""
+    dest = tmp_path / "out.zarr"
+    previous = field().to_dataset().assign_attrs(title="previous")
+    aside = leftover(dest, dead_pid(), io.OLD_SUFFIX, previous)
+    half = leftover(dest, dead_pid(), PARTIAL_SUFFIX)
+    assert io.sweep_stale(dest) == sorted([aside, half], key=lambda p: p.name)
+    assert listing(tmp_path) == ["out.zarr"]
+    with open_any(dest) as back:
+        assert back.attrs["title"] == "previous"
+
+    aside = leftover(dest, dead_pid(), io.OLD_SUFFIX, previous)
+    with pytest.raises(ValueError, match="boom"):
+        write_dataset(failing(field(), ValueError), dest)
+    assert listing(tmp_path) == ["out.zarr"]  # the stale copy is gone, the result kept
+    with open_any(dest) as back:
+        assert back.attrs["title"] == "previous"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pid checks are POSIX")
+def test_model_save_clears_a_dead_writers_temporary(tmp_path):
+    from conftest import make_model
+
+    dest = tmp_path / "model.safetensors"
+    stale = dest.with_name(f".{dest.name}.{io._owner_tag().rsplit('-', 1)[0]}-{dead_pid()}-")
+    stale = stale.with_name(stale.name + "0123abcd" + PARTIAL_SUFFIX)
+    stale.write_bytes(b"half a model")
+    make_model().save(dest)
+    assert listing(tmp_path) == ["model.safetensors"]
+    assert (dest.stat().st_mode & 0o777) == 0o644 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -8,8 +8,10 @@ at the destination (and an existing file there is kept until the new one is whol
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
+import socket
 import threading
 import uuid
 import warnings
@@ -27,6 +29,56 @@ NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf")
 ZARR_SUFFIXES = (".zarr",)
 #: Suffix of the hidden temporary a write goes to before it is renamed into place.
 PARTIAL_SUFFIX = ".partial"
+#: Suffix of a previous zarr store moved aside while the new one is renamed into place.
+OLD_SUFFIX = ".old"
+
+
+def _owner_tag() -> str:
+    """``host-pid``: lets a later write tell a dead writer's leftovers from a live one's."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def temporary_sibling(path: Path, suffix: str = PARTIAL_SUFFIX) -> Path:
+    """A hidden, unique name beside ``path`` that :func:`sweep_stale` recognises."""
+    return path.with_name(f".{path.name}.{_owner_tag()}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only (POSIX)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale(path: Path) -> list[Path]:
+    """Clear what a writer killed outright (SIGKILL, power loss) left beside ``path``.
+
+    Only leftovers of dead processes on this host are touched. A previous zarr store that
+    was moved aside when the writer died is put back at ``path`` (if ``path`` is empty),
+    so that it is not lost; temporaries are removed. Returns the paths handled.
+    """
+    if os.name != "posix" or not path.parent.is_dir():
+        return []  # os.kill(pid, 0) is not an existence check on Windows
+    pattern = re.compile(
+        re.escape(f".{path.name}.") + r"(?P<host>[A-Za-z0-9-]*)-(?P<pid>\d+)-[0-9a-f]{8}"
+        r"(?P<suffix>" + re.escape(PARTIAL_SUFFIX) + "|" + re.escape(OLD_SUFFIX) + ")$"
+    )
+    host = _owner_tag().rsplit("-", 1)[0]
+    handled = []
+    for entry in sorted(path.parent.iterdir(), key=lambda p: p.name):
+        match = pattern.match(entry.name)
+        if not match or match["host"] != host or _pid_alive(int(match["pid"])):
+            continue
+        if match["suffix"] == OLD_SUFFIX and not path.exists():
+            os.replace(entry, path)
+        else:
+            _remove(entry)
+        handled.append(entry)
+    return handled
 
 
 def output_format(path: str | os.PathLike[str]) -> str:
@@ -84,12 +136,13 @@ def write_dataset(
 ) -> Path:
     """Compute and write ``ds`` to ``path`` (netCDF or zarr, by extension), atomically.
 
-    The data goes to a hidden temporary sibling (``.NAME.XXXXXXXX.partial``) that is
-    renamed onto ``path`` only once complete. On any error or interrupt (KeyboardInterrupt,
-    or SIGTERM turned into one by the command line) the temporary is removed after the
-    tasks still running have stopped writing, and an existing ``path`` is left untouched.
-    Only a process killed outright (SIGKILL, power loss) can leave the hidden
-    ``.partial`` behind; ``path`` itself is never partial. Interrupts that arrive while
+    The data goes to a hidden temporary sibling (``.NAME.HOST-PID-XXXXXXXX.partial``) that
+    is renamed onto ``path`` only once complete. On any error or interrupt
+    (KeyboardInterrupt, or SIGTERM turned into one by the command line) the temporary is
+    removed after the tasks still running have stopped writing, and an existing ``path`` is
+    left untouched. Only a process killed outright (SIGKILL, power loss) can leave the
+    hidden ``.partial`` behind; ``path`` itself is never partial, and the next write to
+    ``path`` on the same host clears it (see :func:`sweep_stale`). Interrupts that arrive while
     a zarr store is being set up (metadata and in-memory data, which zarr writes from
     its own I/O thread) are held until that step returns; a second one is not held.
 
@@ -121,7 +174,8 @@ def write_dataset(
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True or remove it.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+    sweep_stale(path)
+    tmp = temporary_sibling(path)
     bar: Any = nullcontext()
     if progress:
         from dask.diagnostics import ProgressBar
@@ -213,7 +267,7 @@ def _replace(tmp: Path, path: Path) -> None:
         return
     # a zarr store: directories cannot be swapped in one rename; move the old one aside
     # first and put it back if the swap fails half-way
-    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+    old = temporary_sibling(path, OLD_SUFFIX)
     moved = False
     try:
         if path.exists():

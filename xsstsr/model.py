@@ -13,7 +13,6 @@ import json
 import math
 import os
 import struct
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -429,11 +428,16 @@ def resolve_ref(ref: ModelRef) -> Model:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder (a dead
+    writer's leftover temporary is cleared first, as for :func:`xsstsr.io.write_dataset`)."""
+    from .io import sweep_stale, temporary_sibling
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep_stale(path)
+    tmp = temporary_sibling(path)
+    # 0o644 (less the umask): weights in a shared cache must be readable by other users
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide shared weights from other users
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
