@@ -18,11 +18,17 @@ from conftest import make_model, sst_field
 
 import xsstsr
 from xsstsr.tiling import (
+    CPU_BATCH_BYTES,
+    GPU_MEMORY_SHARE,
+    GPU_TILES,
     TileSpec,
     _forward_splitting,
+    activation_bytes_per_pixel,
     autocast_dtype,
+    gpu_tile,
     infer_frames,
     resolve_precision,
+    tiles_per_pass,
 )
 
 RELEASED = ["sst-x2", "sst-x2.5", "sst-x4", "sst-x5"]
@@ -143,3 +149,40 @@ def test_infer_frames_survives_out_of_memory(monkeypatch):
     got = infer_frames(frames, spec, model)
     assert max(limited.batches) <= 3
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+GiB = 1024**3
+
+
+@pytest.mark.parametrize("name", RELEASED)
+def test_tile_and_batch_from_free_memory(name):
+    model = xsstsr.load_model(name)
+    spec = TileSpec(
+        ref=xsstsr.model.register(model),
+        device="cuda",
+        upsample=model.upsample,
+        pool=model.pool,
+        halo=model.halo,
+        window=model.window,
+        mask_output=True,
+        batch_size=None,
+    )
+    per_pixel = activation_bytes_per_pixel(spec, model)
+    chosen = {}
+    for free in (1 * GiB, 4 * GiB, 12 * GiB, 40 * GiB, 78 * GiB):
+        side = gpu_tile(free, per_pixel, model.halo)
+        pixels = (side + 2 * model.halo) ** 2
+        batch = tiles_per_pass(free, per_pixel, pixels)
+        # a whole pass of the chosen batch fits the share of free memory
+        assert batch * pixels * per_pixel <= GPU_MEMORY_SHARE * free
+        chosen[free] = (side, batch)
+    sides = [side for side, _ in chosen.values()]
+    assert sides == sorted(sides)  # more memory, larger tiles
+    assert chosen[78 * GiB][0] == GPU_TILES[0]  # an H100: the largest tiles, several at once
+    assert chosen[78 * GiB][1] >= 4
+    assert chosen[1 * GiB][0] < GPU_TILES[0]  # a small GPU still gets a tile that fits
+
+
+def test_cpu_batches_follow_the_activation_budget():
+    assert tiles_per_pass(None, 1000, 1000) == CPU_BATCH_BYTES // 10**6
+    assert tiles_per_pass(None, 10**6, 10**6) == 1  # never zero

@@ -188,8 +188,8 @@ def downscale(
     batch_size : int, optional
         Tiles per forward pass; chosen from memory when not given.
     tile_size : int, optional
-        Tile side in low-resolution pixels before the halo: 256 on the CPU, 512 or 1024
-        on a GPU depending on its free memory.
+        Tile side in low-resolution pixels before the halo: 256 on the CPU; on a GPU the
+        largest of 1024, 512, ... whose activations fit half the free memory.
     keep_attrs : bool
         Copy the input's attributes to the result.
 

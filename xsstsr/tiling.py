@@ -1,7 +1,8 @@
 """Tiled inference: halos, batches of tiles, crops and the dask graph.
 
 A block of shape (..., time, y, x) is extended by the model's halo in space and
-by ``window - 1`` steps in time, run through the generator in batches of tiles
+by the previous block's last ``window - 1`` steps in time (:func:`look_back`), run
+through the generator in batches of tiles
 and cropped, so that the result equals whole-field inference to float rounding
 whatever the chunking. Kernels are module-level functions and receive a small
 :class:`~xsstsr.model.ModelRef`, never the model, so graphs stay light and run
@@ -41,7 +42,7 @@ class TileSpec:
     window: int
     mask_output: bool
     batch_size: int | None
-    tile: int | None = None  # None: default_tile() of the worker's device
+    tile: int | None = None  # None: DEFAULT_TILE on the CPU, gpu_tile() on a GPU
     periodic_x: bool = False
     precision: str = "auto"  # resolved with the device, in the worker
 
@@ -50,15 +51,39 @@ class TileSpec:
         return self.upsample / self.pool
 
 
-def default_tile(device: str) -> int:
-    """Tile side: larger on a GPU, where the halo's share of the work should be small and
-    free memory (not cache) is the limit; batches then follow from free memory."""
-    if device.startswith("cuda"):
-        import torch
+GPU_TILES = (1024, 512, 256, 128, 64)  # tile sides tried on a GPU, largest first
+GPU_MEMORY_SHARE = 0.5  # of the free device memory, for one forward pass's activations
 
-        free, _ = torch.cuda.mem_get_info(torch.device(device))
-        return 1024 if free > 16 * 1024**3 else 512
-    return DEFAULT_TILE
+
+def activation_bytes_per_pixel(spec: TileSpec, model: Model) -> int:
+    """Peak float32 activation bytes per low-resolution pixel of one forward pass (an upper
+    bound: the widest layers alive at once, and the sub-pixel output)."""
+    arch = model.metadata["architecture"]
+    return 4 * (3 * int(arch["features"]) + 2 * int(arch["up_features"]) * spec.upsample**2 + 8)
+
+
+def free_device_memory(device: str) -> int:
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return int(free)
+
+
+def gpu_tile(free_bytes: int, per_pixel: int, halo: int) -> int:
+    """The largest tile side whose one (halo-extended) tile fits the memory share; on a GPU
+    the halo's share of the work should be small and memory, not cache, is the limit."""
+    budget = GPU_MEMORY_SHARE * free_bytes
+    for side in GPU_TILES:
+        if (side + 2 * halo) ** 2 * per_pixel <= budget:
+            return side
+    return GPU_TILES[-1]
+
+
+def tiles_per_pass(free_bytes: int | None, per_pixel: int, tile_pixels: int) -> int:
+    """Tiles per forward pass: a fixed activation budget on the CPU (``free_bytes`` None),
+    the memory share of the free device memory on a GPU."""
+    budget = CPU_BATCH_BYTES if free_bytes is None else int(GPU_MEMORY_SHARE * free_bytes)
+    return max(1, budget // max(1, per_pixel * tile_pixels))
 
 
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
@@ -131,21 +156,6 @@ def worker_device(requested: str) -> str:
     return resolve_device(requested) if requested == "auto" else requested
 
 
-def auto_batch_size(spec: TileSpec, model: Model, tile_pixels: int, device: str) -> int:
-    """Tiles per forward pass, from an activation budget (or free GPU memory)."""
-    arch = model.metadata["architecture"]
-    per_pixel = 4 * (
-        3 * int(arch["features"]) + 2 * int(arch["up_features"]) * spec.upsample**2 + 8
-    )
-    budget = CPU_BATCH_BYTES
-    if device.startswith("cuda"):
-        import torch
-
-        free, _ = torch.cuda.mem_get_info(torch.device(device))
-        budget = int(free * 0.5)
-    return max(1, budget // max(1, per_pixel * tile_pixels))
-
-
 def _tile_starts(size: int, tile: int) -> list[int]:
     return list(range(0, size, tile)) if size > 0 else []
 
@@ -162,11 +172,15 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
     n, _, ny, nx = frames.shape
     up, pool, halo = spec.upsample, spec.pool, spec.halo
     device = worker_device(spec.device)
-    size = spec.tile if spec.tile is not None else default_tile(device)
+    cuda = device.startswith("cuda")
+    per_pixel = activation_bytes_per_pixel(spec, model)
+    free = free_device_memory(device) if cuda else None
+    size = spec.tile
+    if size is None:
+        size = gpu_tile(free, per_pixel, halo) if free is not None else DEFAULT_TILE
     tile = max(pool, size - size % pool)
     out = np.empty((n, ny * up // pool, nx * up // pool), dtype=np.float32)
     net = model.network(device)
-    cuda = device.startswith("cuda")
     half = autocast_dtype(spec.precision, device)
 
     # Tiles grouped by their (halo-extended) shape so that each group batches.
@@ -180,7 +194,7 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
             groups.setdefault((yb - ya, xb - xa), []).append((y0, y1, ya, x0, x1, xa))
 
     for (hy, hx), tiles in groups.items():
-        batch = spec.batch_size or auto_batch_size(spec, model, hy * hx, device)
+        batch = spec.batch_size or tiles_per_pass(free, per_pixel, hy * hx)
         items = [(i, t) for i in range(n) for t in tiles]
         for start in range(0, len(items), batch):
             chunk = items[start : start + batch]
@@ -282,11 +296,13 @@ def downscale_block(
 
 def _block_kernel(
     block: np.ndarray,
+    previous: np.ndarray | None,
     spec: TileSpec,
     depth: tuple[int, int, int],
     block_info: dict[Any, Any] | None = None,
 ) -> np.ndarray:
-    """map_blocks kernel: work out the halos present on each side and downscale."""
+    """map_blocks kernel: prepend the previous block's last steps, work out the halos
+    present on each side and downscale."""
     assert block_info is not None
     device = worker_device(spec.device)
     if device == "cpu":
@@ -294,22 +310,60 @@ def _block_kernel(
         # thread padding and cropping meanwhile would only compete with its threads, so
         # one block runs at a time per process (on a GPU, that CPU work overlaps instead).
         with _device_lock(device):
-            return _run_block(block, spec, depth, block_info)
-    return _run_block(block, spec, depth, block_info)
+            return _run_block(block, previous, spec, depth, block_info)
+    return _run_block(block, previous, spec, depth, block_info)
 
 
 def _run_block(
-    block: np.ndarray, spec: TileSpec, depth: tuple[int, int, int], block_info: dict[Any, Any]
+    block: np.ndarray,
+    previous: np.ndarray | None,
+    spec: TileSpec,
+    depth: tuple[int, int, int],
+    block_info: dict[Any, Any],
 ) -> np.ndarray:
     info = block_info[None]
     loc = info["chunk-location"][-3:]
     num = info["num-chunks"][-3:]
-    periodic = (False, False, spec.periodic_x)
-    left = tuple(d if (i > 0 or p) else 0 for d, i, p in zip(depth, loc, periodic, strict=True))
-    right = tuple(
-        d if (i < n - 1 or p) else 0 for d, i, n, p in zip(depth, loc, num, periodic, strict=True)
-    )
+    periodic = (False, spec.periodic_x)
+    left_yx = [
+        d if (i > 0 or p) else 0 for d, i, p in zip(depth[1:], loc[1:], periodic, strict=True)
+    ]
+    right_yx = [
+        d if (i < n - 1 or p) else 0
+        for d, i, n, p in zip(depth[1:], loc[1:], num[1:], periodic, strict=True)
+    ]
+    left_t = 0
+    if previous is not None and loc[0] > 0:  # the look-back steps from the previous block
+        block = np.concatenate([previous, block], axis=-3)
+        left_t = previous.shape[-3]
+    left = (left_t, *left_yx)
+    right = (0, *right_yx)
     return downscale_block(block, spec, left, right)  # type: ignore[arg-type]
+
+
+def _last_steps(block: np.ndarray, n: int) -> np.ndarray:
+    return block[..., -n:, :, :]
+
+
+def look_back(arr: da.Array, steps: int) -> da.Array:
+    """An array whose time block ``i`` is the last ``steps`` steps of ``arr``'s block
+    ``i - 1`` (block 0 repeats its own: the kernel ignores it).
+
+    Each task then depends on its own block and a small slice of the one before, a
+    chain dask's scheduler walks in order; with ``da.overlap`` in time, the ordering
+    ran ahead, holding overlapped blocks for most of the record (memory grew with the
+    number of steps).
+    """
+    axis = arr.ndim - 3
+    n = len(arr.chunks[axis])
+    tail_chunks = list(arr.chunks)
+    tail_chunks[axis] = (steps,) * n
+    tails = da.map_blocks(_last_steps, arr, n=steps, chunks=tuple(tail_chunks), dtype=arr.dtype)
+    index: list[Any] = [slice(None)] * arr.ndim
+    first, rest = list(index), list(index)
+    first[axis] = slice(0, steps)
+    rest[axis] = slice(0, (n - 1) * steps)
+    return da.concatenate([tails[tuple(first)], tails[tuple(rest)]], axis=axis)
 
 
 def _chunks_for(chunks: tuple[int, ...], minimum: int, multiple: int) -> tuple[int, ...]:
@@ -353,20 +407,26 @@ def downscale_dask(arr: da.Array, spec: TileSpec) -> da.Array:
     depth_x = halo if (len(arr.chunks[-1]) > 1 or periodic) else 0
     if not periodic:
         spec = TileSpec(**{**spec.__dict__, "periodic_x": False})
-    depth = {ndim - 3: depth_t, ndim - 2: depth_y, ndim - 1: depth_x}
-    boundary = {ndim - 3: "none", ndim - 2: "none", ndim - 1: "periodic" if periodic else "none"}
-    for axis in range(ndim - 3):
+    # halos in space by overlap; the window's look-back in time by a separate array
+    depth = {ndim - 2: depth_y, ndim - 1: depth_x}
+    boundary = {ndim - 2: "none", ndim - 1: "periodic" if periodic else "none"}
+    for axis in range(ndim - 2):
         depth[axis] = 0
         boundary[axis] = "none"
-    extended = (
-        da.overlap.overlap(arr, depth=depth, boundary=boundary) if any(depth.values()) else arr
-    )
+
+    def in_space(a: da.Array) -> da.Array:
+        if depth_y or depth_x:
+            return da.overlap.overlap(a, depth=depth, boundary=boundary)
+        return a
+
+    previous = in_space(look_back(arr, depth_t)) if depth_t else None
     out_chunks = arr.chunks[1:-2] + tuple(
         tuple(c * up // pool for c in axis_chunks) for axis_chunks in arr.chunks[-2:]
     )
     out = da.map_blocks(
         _block_kernel,
-        extended,
+        in_space(arr),
+        previous,  # paired block by block (map_blocks matches numbers of blocks, not sizes)
         spec=spec,
         depth=(depth_t, depth_y, depth_x),
         chunks=out_chunks,
