@@ -268,7 +268,7 @@ def dead_pid() -> int:
 
 
 def leftover(dest: Path, pid: int, suffix: str, data: xr.Dataset | None = None) -> Path:
-    tag = io._owner_tag().rsplit("-", 1)[0]
+    tag = io._host_tag()
     path = dest.with_name(f".{dest.name}.{tag}-{pid}-0123abcd{suffix}")
     if data is None:
         path.mkdir()
@@ -321,7 +321,7 @@ def test_model_save_clears_a_dead_writers_temporary(tmp_path):
     from conftest import make_model
 
     dest = tmp_path / "model.safetensors"
-    stale = dest.with_name(f".{dest.name}.{io._owner_tag().rsplit('-', 1)[0]}-{dead_pid()}-")
+    stale = dest.with_name(f".{dest.name}.{io._host_tag()}-{dead_pid()}-")
     stale = stale.with_name(stale.name + "0123abcd" + PARTIAL_SUFFIX)
     stale.write_bytes(b"half a model")
     make_model().save(dest)

@@ -33,10 +33,13 @@ PARTIAL_SUFFIX = ".partial"
 OLD_SUFFIX = ".old"
 
 
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
+
+
 def _owner_tag() -> str:
     """``host-pid``: lets a later write tell a dead writer's leftovers from a live one's."""
-    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
-    return f"{host}-{os.getpid()}"
+    return f"{_host_tag()}-{os.getpid()}"
 
 
 def temporary_sibling(path: Path, suffix: str = PARTIAL_SUFFIX) -> Path:
@@ -67,7 +70,7 @@ def sweep_stale(path: Path) -> list[Path]:
         re.escape(f".{path.name}.") + r"(?P<host>[A-Za-z0-9-]*)-(?P<pid>\d+)-[0-9a-f]{8}"
         r"(?P<suffix>" + re.escape(PARTIAL_SUFFIX) + "|" + re.escape(OLD_SUFFIX) + ")$"
     )
-    host = _owner_tag().rsplit("-", 1)[0]
+    host = _host_tag()
     handled = []
     for entry in sorted(path.parent.iterdir(), key=lambda p: p.name):
         match = pattern.match(entry.name)
