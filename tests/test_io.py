@@ -12,8 +12,10 @@ import dask.array as dsa
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import sst_field
+from conftest import SMALL_ARCH, make_model, sst_field
+from dask.callbacks import Callback
 
+import xsstsr
 from xsstsr import io
 from xsstsr.errors import InputDataError
 from xsstsr.io import PARTIAL_SUFFIX, open_any, output_format, write_dataset
@@ -333,3 +335,108 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class _HeldBlocks(Callback):
+    """The most arrays with a time axis held in dask's cache at once while computing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.most = 0
+
+    def _posttask(self, key, result, dsk, state, id) -> None:
+        held = sum(
+            isinstance(v, np.ndarray) and v.ndim >= 3 and v.size > 0
+            for v in state["cache"].values()
+        )
+        self.most = max(self.most, held)
+
+
+def lazy_field(nt: int, n: int, lon0: float, step: float, lat_chunk: int) -> xr.DataArray:
+    """``nt`` steps made inside the graph (as when reading a store), 2 steps a chunk."""
+    one = sst_field(1, n, n, lon0=lon0, lat0=-45.0, step=step)
+    data = dsa.zeros((nt, n, n), chunks=(2, lat_chunk, n), dtype="float32") + one.values[0]
+    time = one["time"].values[0] + np.arange(nt).astype("timedelta64[D]")
+    return one.isel(time=[0] * nt).copy(data=data).assign_coords(time=time)
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
+@pytest.mark.parametrize(
+    ("n", "lon0", "step", "lat_chunk"),
+    [(16, 120.0, 0.25, 16), (16, 0.0, 22.5, 16), (32, 120.0, 0.25, 16)],
+    ids=["regional", "global", "chunked-in-space"],
+)
+def test_streaming_write_holds_the_same_whatever_the_record_length(
+    tmp_path: Path, scheduler: str, n: int, lon0: float, step: float, lat_chunk: int
+) -> None:
+    # Written in one graph, dask's ordering held more blocks the longer the record
+    # (regional: 9 at 48 steps, 28 at 192; chunked in space: 99 and 387).
+    model = make_model(4, architecture=SMALL_ARCH)
+    held = {}
+    for nt in (48, 192):
+        out = xsstsr.downscale(lazy_field(nt, n, lon0, step, lat_chunk), model=model, device="cpu")
+        with dask.config.set(scheduler=scheduler, num_workers=2), _HeldBlocks() as held_blocks:
+            write_dataset(out, tmp_path / f"{nt}.zarr")
+        held[nt] = held_blocks.most
+        written = xr.open_zarr(tmp_path / f"{nt}.zarr")["sst"]
+        np.testing.assert_allclose(written.values, out.values, rtol=0, atol=1e-6)
+    assert held[192] <= held[48] + 2, held
+
+
+@pytest.fixture
+def small_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(io, "MIN_CHUNKS_PER_PASS", 2)
+    monkeypatch.setattr(io, "CHUNKS_PER_PASS_PER_WORKER", 1)
+
+
+@pytest.mark.usefixtures("small_passes")
+def test_zarr_passes_write_every_variable(tmp_path: Path) -> None:
+    da = field(nt=9)
+    ds = xr.Dataset(
+        {
+            "sst": da.chunk(time=2),  # 5 chunks: passes of 2, 2 and 1
+            "sst_in_memory": da + 1.0,
+            "mean": da.mean("time").chunk(),  # lazy, without the streamed dimension
+        },
+        attrs={"title": "passes"},
+    ).assign_coords(day=("time", np.arange(9)))
+    with dask.config.set(scheduler="threads", num_workers=2):
+        write_dataset(ds, tmp_path / "p.zarr")
+    with open_any(tmp_path / "p.zarr") as back:
+        xr.testing.assert_identical(back.load(), ds.compute())
+    assert listing(tmp_path) == ["p.zarr"]
+
+
+@pytest.mark.usefixtures("small_passes")
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_failure_in_a_later_pass_keeps_the_existing_store(
+    tmp_path: Path, exc: type[BaseException]
+) -> None:
+    old = field(nt=8) + 100.0
+    write_dataset(old, tmp_path / "s.zarr")
+    with pytest.raises(exc, match="boom"):  # block 5 is in the third pass of two chunks
+        write_dataset(failing(field(nt=8), exc, block=5), tmp_path / "s.zarr")
+    assert listing(tmp_path) == ["s.zarr"]
+    with open_any(tmp_path / "s.zarr") as back:
+        xr.testing.assert_allclose(back["sst"].load(), old)
+
+
+@pytest.mark.usefixtures("small_passes")
+def test_progress_over_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_dataset(field(nt=8).chunk(time=1), tmp_path / "p.zarr", progress=True)
+    err = capsys.readouterr().err
+    assert "writing p.zarr" in err
+    assert "8/8" in err
+    write_dataset(field(nt=8).chunk(time=1), tmp_path / "q.zarr")
+    assert "writing" not in capsys.readouterr().err
+
+
+def test_accessor_write_delegates(tmp_path: Path) -> None:
+    da = field().chunk(time=2)
+    assert da.sstsr.write(tmp_path / "a.zarr", progress=False) == tmp_path / "a.zarr"
+    assert da.to_dataset().sstsr.write(tmp_path / "d.nc") == tmp_path / "d.nc"
+    for name in ("a.zarr", "d.nc"):
+        with open_any(tmp_path / name) as back:
+            xr.testing.assert_allclose(back["sst"].load(), da.compute())
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        da.sstsr.write(tmp_path / "a.zarr", overwrite=False)

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 import xarray as xr
 
 if TYPE_CHECKING:
+    import os
+    from pathlib import Path
+
     import pandas as pd
     from matplotlib.figure import Figure
 
@@ -44,6 +47,14 @@ class SSTSRAccessor:
         from .evaluation import evaluate
 
         return evaluate(self._obj, truth, stations, **kwargs)
+
+    def write(self, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+        """Compute and write to netCDF or zarr, atomically; zarr in passes of a few time
+        chunks, so memory stays flat however long the record. See
+        :func:`xsstsr.io.write_dataset`."""
+        from .io import write_dataset
+
+        return write_dataset(self._obj, path, **kwargs)
 
     def plot_compare(self, **kwargs: Any) -> Figure:
         """This (downscaled) field beside the coarse input and truth; see :func:`plot_compare`."""

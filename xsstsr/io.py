@@ -21,6 +21,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from .errors import InputDataError
@@ -149,6 +150,12 @@ def write_dataset(
     a zarr store is being set up (metadata and in-memory data, which zarr writes from
     its own I/O thread) are held until that step returns; a second one is not held.
 
+    On the local schedulers a zarr store's dask variables are written in passes of a few
+    chunks of the time (first chunked) dimension, ``CHUNKS_PER_PASS_PER_WORKER`` per worker
+    thread and at least ``MIN_CHUNKS_PER_PASS``: memory stays flat however long the record
+    (see :func:`_write_zarr` for why). netCDF files, and stores written on a
+    dask.distributed cluster, are computed as one graph.
+
     Parameters
     ----------
     ds : xarray.Dataset or xarray.DataArray
@@ -156,7 +163,8 @@ def write_dataset(
     path : str or path
         ``*.nc`` (``.nc4``, ``.netcdf``, ``.cdf``) or ``*.zarr``.
     progress : bool
-        Show dask's progress bar while computing.
+        Show progress while computing: dask's progress bar for one graph, a tqdm bar over
+        the time steps written when a zarr store is written in several passes.
     overwrite : bool
         Replace an existing ``path``; otherwise raise FileExistsError.
 
@@ -179,11 +187,6 @@ def write_dataset(
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(path)
     tmp = temporary_sibling(path)
-    bar: Any = nullcontext()
-    if progress:
-        from dask.diagnostics import ProgressBar
-
-        bar = ProgressBar()
     try:
         with warnings.catch_warnings():
             # zarr 3 warns on every consolidated write; xarray reads these stores fastest
@@ -191,15 +194,11 @@ def write_dataset(
                 "ignore", message="Consolidated metadata is currently not", category=UserWarning
             )
             if kind == "zarr":
-                # zarr writes through its own I/O thread, which an interrupt of this thread
-                # would leave writing into the temporary after its removal: hold signals
-                # until the call returns (the dask part is computed below, interruptibly)
-                with _deferred_interrupts():
-                    store = ds.to_zarr(tmp, mode="w", encoding=_encoding(ds, kind), compute=False)
+                _write_zarr(ds, tmp, progress=progress, label=path.name)
             else:
                 store = ds.to_netcdf(tmp, encoding=_encoding(ds, kind), compute=False)
-            with bar:
-                _compute(store)
+                with _progress_bar(progress):
+                    _compute(store)
         with _deferred_interrupts():
             _replace(tmp, path)
     except BaseException:
@@ -239,29 +238,155 @@ def _deferred_interrupts() -> Iterator[None]:
 
 
 def _compute(delayed: Any) -> None:
-    """Compute a store; on the local threaded scheduler, wait for running tasks on error.
+    import dask
+
+    with _pool_kwargs() as kwargs:
+        dask.compute(delayed, **kwargs)
+
+
+@contextmanager
+def _pool_kwargs() -> Iterator[dict[str, Any]]:
+    """Compute keywords for a private thread pool on the local threaded scheduler.
 
     dask's threaded scheduler returns at once on an exception in the calling thread (a
     KeyboardInterrupt), while its worker threads finish the chunks they are writing. A
-    private pool lets us wait for them, so that nothing writes into the temporary after
-    it has been removed.
+    private pool lets us wait for them on the way out, so that nothing writes into the
+    temporary after it has been removed. Other schedulers get no keywords.
     """
     import dask
     import dask.threaded
-    from dask.base import get_scheduler
 
-    if delayed is None:
+    if _scheduler() is not dask.threaded.get:  # distributed, synchronous or processes
+        yield {}
         return
-    scheduler = get_scheduler(collections=[delayed])
-    if scheduler is not dask.threaded.get:  # distributed, synchronous or processes
-        dask.compute(delayed)
-        return
-    workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
-    pool = ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="xsstsr-write")
+    pool = ThreadPoolExecutor(max_workers=_local_workers(), thread_name_prefix="xsstsr-write")
     try:
-        dask.compute(delayed, scheduler="threads", pool=pool)
+        yield {"pool": pool}
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _scheduler() -> Any:
+    """The get function dask would use for an array computed here and now."""
+    import dask.array
+    from dask.base import get_scheduler
+
+    return get_scheduler(cls=dask.array.Array)
+
+
+def _local_workers() -> int:
+    import dask
+
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
+def _progress_bar(progress: bool) -> Any:
+    if not progress:
+        return nullcontext()
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar()
+
+
+#: Chunks of the streamed dimension computed per pass, per local worker thread (at least
+#: ``MIN_CHUNKS_PER_PASS``): enough to keep the threads busy, few enough that what dask's
+#: ordering holds ahead of the writes stays bounded.
+CHUNKS_PER_PASS_PER_WORKER = 4
+MIN_CHUNKS_PER_PASS = 8
+
+
+def _write_zarr(ds: xr.Dataset, tmp: Path, *, progress: bool, label: str) -> None:
+    """Write a zarr store: metadata first, then the dask variables pass by pass.
+
+    A store computed in one graph lets dask's ordering compute the inputs of many later
+    chunks ahead of their writes: with a time look-back or spatial halos, about a fifth of
+    a record's input blocks were held at once, so memory grew with the record's length.
+    Writing a few chunks of the streamed dimension per pass (zarr region writes) bounds
+    what can be held, whatever the length. On a dask.distributed cluster the store is one
+    pass: passes would idle its workers at each pass's end, and its scheduler did not run
+    ahead in the same way (docs/guide/parallel.rst has the figures).
+    """
+    import zarr
+
+    # zarr writes through its own I/O thread, which an interrupt of this thread would
+    # leave writing into the temporary after its removal: hold signals while zarr writes
+    # from this thread (the dask passes below are interruptible)
+    with _deferred_interrupts():
+        # metadata and in-memory variables; the dask variables follow, pass by pass
+        ds.to_zarr(tmp, mode="w", encoding=_encoding(ds, "zarr"), compute=False, consolidated=False)
+    lazy = [str(name) for name, var in ds.variables.items() if var.chunks is not None]
+    if lazy:
+        with _pool_kwargs() as kwargs:
+            for part, region in _passes(ds, lazy, progress=progress, label=label):
+                part.to_zarr(
+                    tmp,
+                    mode="r+",
+                    region=region,
+                    consolidated=False,
+                    chunkmanager_store_kwargs=kwargs,
+                )
+    with _deferred_interrupts():
+        zarr.consolidate_metadata(str(tmp))
+
+
+def _passes(
+    ds: xr.Dataset, lazy: list[str], *, progress: bool, label: str
+) -> Iterator[tuple[xr.Dataset, dict[str, slice] | None]]:
+    """(dataset, region) pairs that together write every dask variable once."""
+
+    def only(names: list[str]) -> xr.Dataset:
+        return ds.drop_vars([n for n in ds.variables if n not in names])
+
+    dim = _streamed_dim(ds, lazy)
+    local = not _is_distributed(_scheduler())
+    if dim is None or not local:
+        with _progress_bar(progress):
+            yield only(lazy), None
+        return
+    streamed = [n for n in lazy if dim in ds[n].dims]
+    rest = [n for n in lazy if n not in streamed]
+    if rest:
+        with _progress_bar(progress):
+            yield only(rest), None
+    chunks = ds[streamed[0]].chunksizes[dim]
+    per_pass = max(MIN_CHUNKS_PER_PASS, CHUNKS_PER_PASS_PER_WORKER * _local_workers())
+    starts = np.cumsum((0, *chunks))
+    bounds = [
+        (int(starts[i]), int(starts[min(i + per_pass, len(chunks))]))
+        for i in range(0, len(chunks), per_pass)
+    ]
+    if len(bounds) == 1:
+        with _progress_bar(progress):
+            yield only(streamed), None
+        return
+    bar = _steps_bar(progress, total=int(starts[-1]), label=label, unit=dim)
+    try:
+        for start, stop in bounds:
+            window = slice(start, stop)
+            yield only(streamed).isel({dim: window}), {dim: window}
+            bar.update(stop - start)
+    finally:
+        bar.close()
+
+
+def _streamed_dim(ds: xr.Dataset, lazy: list[str]) -> str | None:
+    """The dimension to write in passes: the first of the largest dask variable's
+    dimensions that has several chunks (time, for a downscaled record)."""
+    largest = max(lazy, key=lambda n: ds[n].size)
+    for dim in ds[largest].dims:
+        if len(ds[largest].chunksizes[dim]) > 1:
+            return str(dim)
+    return None
+
+
+def _is_distributed(scheduler: Any) -> bool:
+    return "distributed" in type(getattr(scheduler, "__self__", None)).__module__
+
+
+def _steps_bar(progress: bool, *, total: int, label: str, unit: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"writing {label}", unit=unit, disable=not progress)
 
 
 def _replace(tmp: Path, path: Path) -> None:

@@ -284,13 +284,17 @@ def downscale_block(
     up, pool = spec.upsample, spec.pool
     fy0, fy1 = ly * up // pool, (ny - ry) * up // pool
     fx0, fx1 = lx * up // pool, (nx - rx) * up // pool
-    fine = fine[:, fy0:fy1, fx0:fx1] * np.float32(std) + np.float32(mean)
+    # in place, on the crop of our own buffer: at 0.25 degrees x4 each full-size copy of a
+    # 2-step block is 130 MiB, and peak memory while streaming is a few such blocks
+    fine = fine[:, fy0:fy1, fx0:fx1]
+    fine *= np.float32(std)
+    fine += np.float32(mean)
     if spec.mask_output:
         valid = np.isfinite(cube[-1, :, lt : lt + core_t, ly : ny - ry, lx : nx - rx])
         valid = valid.reshape((-1, *valid.shape[-2:]))
         iy = fine_index(fine.shape[-2], up, pool)
         ix = fine_index(fine.shape[-1], up, pool)
-        fine = np.where(valid[:, iy][:, :, ix], fine, np.float32(np.nan))
+        np.copyto(fine, np.float32(np.nan), where=~valid[:, iy][:, :, ix])
     return fine.reshape((*lead, core_t, *fine.shape[-2:])).astype(block.dtype, copy=False)
 
 
