@@ -190,7 +190,7 @@ def bench_cluster(nt: int, ny: int, nx: int, device: str) -> dict[str, float]:
         start = time.perf_counter()
         distributed = result.compute()
         cluster_s = time.perf_counter() - start
-    diff = float(np.nanmax(np.abs(distributed.values - threaded.values)))
+    diff = float(np.nanmax(np.abs(np.asarray(distributed) - np.asarray(threaded))))
     return {"threads_s": threads_s, "cluster_s": cluster_s, "max_abs_diff": diff}
 
 
@@ -231,25 +231,15 @@ def bench_stream(nt: int, ny: int, nx: int, device: str) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="small sizes, seconds")
-    size.add_argument("--full", action="store_true", help="the issue's full sizes")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", default=None, help="also write the figures as JSON")
-    args = parser.parse_args()
-    device = xsstsr.tiling.resolve_device(args.device)
-    if args.quick:
-        grid, series_steps, stream_steps, stream_grid = (180, 360), 20, 16, (90, 180)
-    elif args.full:
-        grid, series_steps, stream_steps, stream_grid = (720, 1440), 64, 365, (720, 1440)
-    else:
-        grid, series_steps, stream_steps, stream_grid = (720, 1440), 20, 48, (180, 360)
-
-    peak = conv_peak_flops(device)
-    rows: list[tuple[str, str, str, str]] = []
-    figures: dict[str, Any] = {"device": device, "peak_conv_gflops": peak / 1e9}
+def _speed_rows(
+    rows: list[tuple[str, str, str, str]],
+    figures: dict[str, Any],
+    peak: float,
+    grid: tuple[int, int],
+    series_steps: int,
+    stream_grid: tuple[int, int],
+    device: str,
+) -> None:
     for factor in (4, 5):
         r = bench_field(factor, *grid, device)
         figures[f"field_x{factor}"] = r
@@ -309,6 +299,15 @@ def main() -> None:
             "identical (0 K)",
         )
     )
+
+
+def _stream_rows(
+    rows: list[tuple[str, str, str, str]],
+    figures: dict[str, Any],
+    stream_steps: int,
+    stream_grid: tuple[int, int],
+    device: str,
+) -> None:
     streams = {}
     for fraction in (4, 2, 1):
         n = max(1, stream_steps // fraction)
@@ -324,8 +323,41 @@ def main() -> None:
         )
     )
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes, seconds")
+    size.add_argument("--full", action="store_true", help="the issue's full sizes")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", default=None, help="also write the figures as JSON")
+    parser.add_argument(
+        "--only",
+        choices=("all", "speed", "stream"),
+        default="all",
+        help="speed: every row but the streaming one; stream: only the streaming row",
+    )
+    args = parser.parse_args()
+    device = xsstsr.tiling.resolve_device(args.device)
+    if args.quick:
+        grid, series_steps, stream_steps, stream_grid = (180, 360), 20, 16, (90, 180)
+    elif args.full:
+        grid, series_steps, stream_steps, stream_grid = (720, 1440), 64, 365, (720, 1440)
+    else:
+        grid, series_steps, stream_steps, stream_grid = (720, 1440), 20, 48, (180, 360)
+
+    rows: list[tuple[str, str, str, str]] = []
+    figures: dict[str, Any] = {"device": device}
+    if args.only != "stream":
+        peak = conv_peak_flops(device)
+        figures["peak_conv_gflops"] = peak / 1e9
+        _speed_rows(rows, figures, peak, grid, series_steps, stream_grid, device)
+    if args.only != "speed":
+        _stream_rows(rows, figures, stream_steps, stream_grid, device)
+
     print(
-        f"\ndevice: {device}; peak 3x3 conv: {peak / 1e9:.1f} GFLOP/s; torch threads: "
+        f"\ndevice: {device}; peak 3x3 conv: {figures.get('peak_conv_gflops', float('nan')):.1f} "
+        f"GFLOP/s; torch threads: "
         f"{__import__('torch').get_num_threads()}\n"
     )
     print("| measure | figure | ratio | target |")
