@@ -370,8 +370,15 @@ def look_back(arr: da.Array, steps: int) -> da.Array:
     return da.concatenate([tails[tuple(first)], tails[tuple(rest)]], axis=axis)
 
 
-def _chunks_for(chunks: tuple[int, ...], minimum: int, multiple: int) -> tuple[int, ...]:
-    """Merge chunks so each is at least ``minimum`` and a multiple of ``multiple``."""
+def _chunks_for(
+    chunks: tuple[int, ...], minimum: int, multiple: int, short_last: bool = False
+) -> tuple[int, ...]:
+    """Merge chunks so each is at least ``minimum`` and a multiple of ``multiple``.
+
+    ``short_last``: the last chunk may be shorter than ``minimum`` (time: only a chunk
+    with a successor gives a look-back). Merging it would make one block larger than the
+    others, whose output is then split again for zarr (a heavier last task).
+    """
     total = sum(chunks)
     need = max(minimum, multiple, 1)
     out: list[int] = []
@@ -382,7 +389,7 @@ def _chunks_for(chunks: tuple[int, ...], minimum: int, multiple: int) -> tuple[i
             out.append(acc)
             acc = 0
     if acc:
-        if out and (acc < need or acc % multiple):
+        if out and (acc % multiple or (acc < need and not short_last)):
             out[-1] += acc
         else:
             out.append(acc)
@@ -399,7 +406,7 @@ def downscale_dask(arr: da.Array, spec: TileSpec) -> da.Array:
     w, halo, up, pool = spec.window, spec.halo, spec.upsample, spec.pool
     chunks = list(arr.chunks)
     # time chunks must hold the window's look-back; space chunks the halo, in whole fine cells
-    chunks[-3] = _chunks_for(arr.chunks[-3], w - 1, 1)
+    chunks[-3] = _chunks_for(arr.chunks[-3], w - 1, 1, short_last=True)
     merged_time = chunks[-3] != arr.chunks[-3]
     chunks[-2] = _chunks_for(arr.chunks[-2], halo, pool)
     chunks[-1] = _chunks_for(arr.chunks[-1], halo, pool)
