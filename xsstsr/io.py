@@ -337,17 +337,18 @@ def _passes(
     def only(names: list[str]) -> xr.Dataset:
         return ds.drop_vars([n for n in ds.variables if n not in names])
 
+    def whole(names: list[str]) -> Iterator[tuple[xr.Dataset, None]]:
+        with _progress_bar(progress):  # one graph: dask's own progress bar
+            yield only(names), None
+
     dim = _streamed_dim(ds, lazy)
-    local = not _is_distributed(_scheduler())
-    if dim is None or not local:
-        with _progress_bar(progress):
-            yield only(lazy), None
+    if dim is None or _is_distributed(_scheduler()):
+        yield from whole(lazy)
         return
     streamed = [n for n in lazy if dim in ds[n].dims]
     rest = [n for n in lazy if n not in streamed]
     if rest:
-        with _progress_bar(progress):
-            yield only(rest), None
+        yield from whole(rest)
     chunks = ds[streamed[0]].chunksizes[dim]
     per_pass = max(MIN_CHUNKS_PER_PASS, CHUNKS_PER_PASS_PER_WORKER * _local_workers())
     starts = np.cumsum((0, *chunks))
@@ -356,8 +357,7 @@ def _passes(
         for i in range(0, len(chunks), per_pass)
     ]
     if len(bounds) == 1:
-        with _progress_bar(progress):
-            yield only(streamed), None
+        yield from whole(streamed)
         return
     bar = _steps_bar(progress, total=int(starts[-1]), label=label, unit=dim)
     try:
