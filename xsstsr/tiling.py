@@ -353,10 +353,10 @@ def look_back(arr: da.Array, steps: int) -> da.Array:
     """An array whose time block ``i`` is the last ``steps`` steps of ``arr``'s block
     ``i - 1`` (block 0 repeats its own: the kernel ignores it).
 
-    Each task then depends on its own block and a small slice of the one before, a
-    chain dask's scheduler walks in order; with ``da.overlap`` in time, the ordering
-    ran ahead, holding overlapped blocks for most of the record (memory grew with the
-    number of steps).
+    Each task then depends on its own block and a small slice of the one before (with
+    ``da.overlap`` in time, each held a copy of its neighbours' overlapped blocks). Under a
+    store's finalize, dask's ordering still computes inputs ahead of the writes; writing
+    in passes (:func:`xsstsr.io.write_dataset`) bounds that.
     """
     axis = arr.ndim - 3
     n = len(arr.chunks[axis])
