@@ -3,7 +3,7 @@
 Build with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
 
 Plain reStructuredText with autodoc, napoleon and viewcode; no network (intersphinx is
-off). Pages written in Markdown by other parts of the project (``loss_study.md``,
+off). Pages written in Markdown by other parts of the project (``training_study.md``,
 ``reliability.md``) are rendered with myst-parser when it is installed, shown as their
 Markdown source otherwise, and announced as "not written yet" while they do not exist.
 """
@@ -36,7 +36,7 @@ extensions = [
 
 #: Pages owned elsewhere in the project, in Markdown: (docname, title, what they hold).
 OPTIONAL_PAGES = [
-    ("loss_study", "Loss study", "the comparison of the MSE, Gumbel and Fréchet losses"),
+    ("training_study", "Training study", "fit()'s defaults, the loss scales and the nine losses"),
     ("reliability", "Reliability", "what xsstsr promises under bad inputs and failures"),
 ]
 HAVE_MYST = importlib.util.find_spec("myst_parser") is not None

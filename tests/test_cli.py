@@ -367,7 +367,7 @@ def test_fit(tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixtu
     assert "saved" in capsys.readouterr().out
     model = xsstsr.load_model(out)
     assert model.factor == 4.0
-    assert len(model.history) == 1
+    assert model.history["step"].tolist() == [0, 1]  # the start, then one step
 
 
 def test_models(tmp_path: Path) -> None:

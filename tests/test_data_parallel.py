@@ -26,6 +26,8 @@ ARGS = dict(
     validation=0.0,
     adv_weight=1e-3,
     lr=1e-3,
+    warmup=0,
+    validate_every=3,  # one validation at the end: it improves on the start, so it is kept
 )
 
 SCRIPT = textwrap.dedent(
@@ -77,6 +79,8 @@ def test_torchrun_two_processes_matches_one(tmp_path: Path) -> None:
     truth = synthetic_sst(48, 48, periods=12, seed=3, land=False)  # one thread (conftest)
     single = xsstsr.fit(truth, **ARGS)
     assert single.metadata["training"]["processes"] == 1
+    assert single.validation is not None
+    assert single.validation["step"] == parallel.validation["step"] == 3
     for key, value in single.state.items():
         np.testing.assert_allclose(parallel.state[key], value, atol=2e-5, rtol=0, err_msg=key)
     # the run did train: weights moved away from their initial values

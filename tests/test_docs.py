@@ -76,15 +76,16 @@ def test_docs_build_without_warnings(tmp_path: Path) -> None:
 
 
 def test_optional_markdown_pages(tmp_path: Path) -> None:
-    """docs/loss_study.md (written elsewhere) is picked up once it exists."""
+    """docs/training_study.md (written by a benchmark) is picked up once it exists."""
     source = tmp_path / "docs"
     shutil.copytree(DOCS, source, ignore=shutil.ignore_patterns("_build"))
-    (source / "loss_study.md").write_text(
-        "# Loss study\n\nRMSE of the nine losses.\n\n| loss | rmse |\n| --- | --- |\n"
+    (source / "training_study.md").unlink(missing_ok=True)
+    (source / "training_study.md").write_text(
+        "# Training study\n\nRMSE of the nine losses.\n\n| loss | rmse |\n| --- | --- |\n"
         "| mse | 0.1 |\n\n$$\\ell(d) = d^2$$\n"
     )
     done = build(source, tmp_path / "out")
     assert done.returncode == 0, done.stdout + done.stderr
     studies = (tmp_path / "out" / "html" / "studies.html").read_text()
-    assert "Loss study" in studies
+    assert "Training study" in studies
     assert "Not written yet" not in studies.split("Reliability")[0]

@@ -29,7 +29,13 @@ TOL = 1e-4  # K or degC: tiled vs whole-field inference
 
 
 def small_model(
-    upsample: int, pool: int = 1, *, window: int = 3, seed: int = 1, scale: float = 0.05
+    upsample: int,
+    pool: int = 1,
+    *,
+    window: int = 3,
+    seed: int = 1,
+    scale: float = 0.05,
+    conserve: bool = False,
 ) -> Model:
     """A generator with a halo of ~10 pixels and a correction that is far from zero."""
     return make_model(
@@ -37,9 +43,9 @@ def small_model(
         pool,
         window,
         seed,
-        name=f"small-x{upsample / pool:g}",
+        name=f"small-x{upsample / pool:g}{'-conserve' if conserve else ''}",
         scale=scale,
-        architecture=SMALL_ARCH,
+        architecture={**SMALL_ARCH, "conserve": conserve},
     )
 
 
@@ -51,6 +57,11 @@ def m4() -> Model:
 @pytest.fixture(scope="module")
 def m25() -> Model:
     return small_model(5, 2)
+
+
+@pytest.fixture(scope="module")
+def m25c() -> Model:
+    return small_model(5, 2, conserve=True)
 
 
 def run(obj, model, **kwargs):
@@ -208,26 +219,26 @@ def _cuts(n: int):
     )
 
 
-_REFERENCE: dict[float, tuple[xr.DataArray, np.ndarray]] = {}
+_REFERENCE: dict[str, tuple[xr.DataArray, np.ndarray]] = {}
 
 
 def _reference(model: Model) -> tuple[xr.DataArray, np.ndarray]:
     """A field two to three halos wide, with a hole at one time, and its in-memory result."""
-    if model.factor not in _REFERENCE:
+    if model.name not in _REFERENCE:
         h = model.halo
         da = sst_field(seed=3, ny=even(2 * h + 4), nx=even(3 * h + 2))
         da[2, 10:12, 20:23] = np.nan
-        _REFERENCE[model.factor] = (da, run(da, model).values)
-    return _REFERENCE[model.factor]
+        _REFERENCE[model.name] = (da, run(da, model).values)
+    return _REFERENCE[model.name]
 
 
-@pytest.mark.parametrize("factor", [4, 2.5])
+@pytest.mark.parametrize("factor", [4, 2.5, "2.5-conserve"])
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data(), tile=st.sampled_from([None, 6, 8, 12]))
-def test_chunk_independence(m4, m25, factor, data, tile):
-    model = m4 if factor == 4 else m25
+def test_chunk_independence(m4, m25, m25c, factor, data, tile):
+    model = {4: m4, 2.5: m25, "2.5-conserve": m25c}[factor]
     da, reference = _reference(model)
     chunks = {
         "time": data.draw(st.one_of(st.just((1,) * da.sizes["time"]), _cuts(da.sizes["time"]))),
@@ -757,3 +768,13 @@ def test_odd_record_keeps_its_short_last_chunk():
     single = run(da.chunk(time=(2, 1, 2, 2)), model)  # a short chunk inside is merged
     assert single.chunks[0] == (2, 3, 2)
     assert_close_nan(single.values, run(da, model).values, tol=1e-5)
+
+
+def test_conserving_model_keeps_the_coarse_means():
+    model = small_model(4, 1, conserve=True, scale=0.2)
+    da = sst_field(seed=4, land=False)
+    out = run(da, model)
+    back = out.coarsen(lat=4, lon=4).mean()
+    np.testing.assert_allclose(back.values, da.values, atol=2e-4)
+    plain = run(da, small_model(4, 1, scale=0.2)).coarsen(lat=4, lon=4).mean()
+    assert float(np.abs(plain.values - da.values).max()) > 1e-2  # without it they drift

@@ -16,6 +16,7 @@ from .errors import (
     CoordinateError,
     DeviceError,
     FactorError,
+    FitConfigError,
     GridError,
     InputDataError,
     InputTypeError,
@@ -24,6 +25,7 @@ from .errors import (
     MissingDependencyError,
     ModelMismatchError,
     ModelNotFoundError,
+    SkillWarning,
     StationsError,
     TrainingError,
     UnitsError,
@@ -31,6 +33,7 @@ from .errors import (
     WeightsError,
     WeightsIntegrityError,
     XsstsrError,
+    XsstsrWarning,
 )
 from .model import Model
 from .weights import available_models, fetch_all, load_model
@@ -40,6 +43,8 @@ __all__ = [
     "CoordinateError",
     "DeviceError",
     "FactorError",
+    "FitConfig",
+    "FitConfigError",
     "GridError",
     "InputDataError",
     "InputTypeError",
@@ -49,6 +54,7 @@ __all__ = [
     "Model",
     "ModelMismatchError",
     "ModelNotFoundError",
+    "SkillWarning",
     "StationsError",
     "TrainingError",
     "UnitsError",
@@ -56,6 +62,7 @@ __all__ = [
     "WeightsError",
     "WeightsIntegrityError",
     "XsstsrError",
+    "XsstsrWarning",
     "__version__",
     "available_models",
     "datasets",
@@ -72,6 +79,7 @@ __all__ = [
 
 _LAZY = {
     "fit": ("training", "fit"),
+    "FitConfig": ("training", "FitConfig"),
     "evaluate": ("evaluation", "evaluate"),
     "plot_compare": ("plotting", "plot_compare"),
     "plot_spectrum": ("plotting", "plot_spectrum"),

@@ -175,37 +175,9 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("output", metavar="MODEL", help="where to save the .safetensors model")
     fit.add_argument("--target", default=None, help="high-resolution truth file")
     fit.add_argument("--stations", default=None, help="CSV: station,time,lat,lon,sst")
-    fit.add_argument(
-        "--loss", default="mse", choices=["mse", "gumbel", "frechet"], help="point-wise loss"
-    )
-    fit.add_argument("--r", type=float, default=None, help="Gumbel r (e.g. 1.1)")
-    fit.add_argument("--a", type=float, default=None, help="Fréchet alpha (e.g. 13)")
-    fit.add_argument("--s", type=float, default=None, help="Fréchet s (e.g. 1.7)")
-    fit.add_argument(
-        "--factor",
-        type=_factor,
-        default=None,
-        help="downscaling factor (default 4, or from the grids with --target)",
-    )
-    fit.add_argument("--window", type=_positive_int, default=3, help="time steps seen")
-    fit.add_argument("--epochs", type=_positive_int, default=10, help="passes over the data")
-    fit.add_argument(
-        "--steps-per-epoch",
-        type=_positive_int,
-        default=None,
-        help="generator steps per epoch (default: from the data size)",
-    )
-    fit.add_argument("--batch-size", type=_positive_int, default=16, help="patches per step")
-    fit.add_argument(
-        "--patch-size", type=_positive_int, default=24, help="patch side in low-resolution cells"
-    )
-    fit.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
-    fit.add_argument("--seed", type=int, default=0, help="same seed, same model")
     fit.add_argument("--variable", default=None, help="SST variable name")
-    fit.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    fit.add_argument("--checkpoint-dir", default=None, help="write checkpoints there")
-    fit.add_argument("--resume", action="store_true", help="resume from --checkpoint-dir")
     fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_fit_options(fit)
 
     ev = add(
         "evaluate",
@@ -312,6 +284,92 @@ def _read_stations_csv(path: str) -> Any:
     return pd.read_csv(path, dtype={"station": str})
 
 
+# fit's options that the CLI does not offer: objects, or set by other flags
+_FIT_OPTIONS_NOT_IN_CLI = {"architecture", "progress"}
+
+
+def _fit_option_names() -> list[str]:
+    from .training.config import option_names
+
+    return [n for n in option_names() if n not in _FIT_OPTIONS_NOT_IN_CLI]
+
+
+def _option_help() -> dict[str, str]:
+    """First line of each option's description in FitConfig's docstring."""
+    import inspect
+
+    from .training.config import FitConfig
+
+    text = inspect.getdoc(FitConfig) or ""
+    body = text.split("----------\n", 1)[1]
+    paragraphs: dict[str, list[str]] = {}
+    names: list[str] = []
+    for line in body.splitlines():
+        if line and not line.startswith(" "):
+            names = [n.strip() for n in line.split(":")[0].split(",")]
+            for name in names:
+                paragraphs[name] = []
+        elif line.strip():
+            for name in names:
+                paragraphs[name].append(line.strip())
+    out: dict[str, str] = {}
+    for name, lines in paragraphs.items():
+        text = " ".join(lines).replace("``", "")
+        out[name] = text.split(". ")[0].rstrip(".")
+    return out
+
+
+def _add_fit_options(parser: argparse.ArgumentParser) -> None:
+    """One --flag per FitConfig option, typed from its default: the CLI and fit() share them."""
+    from dataclasses import fields
+
+    from .losses import LOSS_NAMES
+    from .training.config import LR_SCHEDULES, FitConfig
+
+    helps = _option_help()
+    defaults = {f.name: f.default for f in fields(FitConfig)}
+    integers = {
+        "window", "steps", "epochs", "steps_per_epoch", "batch_size", "patch_size",
+        "warmup", "n_critic", "validation_blocks", "validate_every", "patience", "seed",
+        "checkpoint_every",
+    }  # fmt: skip
+    for name in _fit_option_names():
+        flag = "--" + name.replace("_", "-")
+        default = defaults[name]
+        text = helps.get(name, "")
+        if default is not None:
+            text += f" (default {default})"
+        if name == "resume":
+            parser.add_argument(flag, action="store_true", default=None, help=text)
+        elif name == "augment":
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        elif name == "loss":
+            parser.add_argument(flag, choices=list(LOSS_NAMES), default=None, help=text)
+        elif name == "lr_schedule":
+            parser.add_argument(flag, choices=list(LR_SCHEDULES), default=None, help=text)
+        elif name == "factor":
+            parser.add_argument(flag, type=_factor, default=None, help=text)
+        elif name in integers:
+            kind = _non_negative_int if name in ("warmup", "seed") else _positive_int
+            parser.add_argument(flag, type=kind, default=None, help=text)
+        elif name in ("device", "name", "init", "checkpoint_dir"):
+            parser.add_argument(flag, default=None, help=text)
+        else:
+            parser.add_argument(flag, type=float, default=None, help=text)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _fit(args: argparse.Namespace) -> int:
     from .io import open_any
     from .training import fit
@@ -323,28 +381,13 @@ def _fit(args: argparse.Namespace) -> int:
     ds = open_any(args.input, chunks={})
     target = open_any(args.target, chunks={}) if args.target else None
     stations = _read_stations_csv(args.stations) if args.stations else None
-    model = fit(
-        ds,
-        stations,
-        target=target,
-        loss=args.loss,
-        r=args.r,
-        a=args.a,
-        s=args.s,
-        factor=args.factor,
-        window=args.window,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size,
-        patch_size=args.patch_size,
-        lr=args.lr,
-        seed=args.seed,
-        variable=args.variable,
-        device=args.device,
-        checkpoint_dir=args.checkpoint_dir,
-        resume=args.resume,
-        progress=not args.no_progress,
-    )
+    options = {
+        name: getattr(args, name)
+        for name in _fit_option_names()
+        if getattr(args, name, None) is not None
+    }
+    options["progress"] = not args.no_progress
+    model = fit(ds, stations, target=target, variable=args.variable, **options)
     model.save(args.output)
     print(f"saved {model!r} to {args.output}")
     return EXIT_OK

@@ -95,7 +95,7 @@ def _in_celsius(da: xr.DataArray, units: str) -> xr.DataArray:
     return da - KELVIN_OFFSET if units == "K" else da
 
 
-def _align_source(
+def align_source(
     source: xr.DataArray, like: xr.DataArray, lat: Hashable, lon: Hashable, index: int
 ) -> xr.DataArray:
     """A fusion source in degC on the SST's grid (linear interpolation when grids differ)."""
@@ -253,7 +253,7 @@ def downscale(
             if (lat_dim in work[c].dims or lon_dim in work[c].dims) and c not in (lat_dim, lon_dim)
         ]
     )
-    inputs = [_align_source(s, work, lat_dim, lon_dim, i) for i, s in enumerate(given)]
+    inputs = [align_source(s, work, lat_dim, lon_dim, i) for i, s in enumerate(given)]
     inputs.append(_in_celsius(work, fields.units))
 
     lazy = any(isinstance(x.data, dsa.Array) for x in inputs)

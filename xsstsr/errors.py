@@ -16,6 +16,7 @@ __all__ = [
     "CoordinateError",
     "DeviceError",
     "FactorError",
+    "FitConfigError",
     "GridError",
     "InputDataError",
     "InputTypeError",
@@ -24,6 +25,7 @@ __all__ = [
     "MissingDependencyError",
     "ModelMismatchError",
     "ModelNotFoundError",
+    "SkillWarning",
     "StationsError",
     "TrainingError",
     "UnitsError",
@@ -31,6 +33,7 @@ __all__ = [
     "WeightsError",
     "WeightsIntegrityError",
     "XsstsrError",
+    "XsstsrWarning",
     "warn_user",
 ]
 
@@ -110,7 +113,19 @@ class DeviceError(XsstsrError, RuntimeError):
 
 
 class TrainingError(XsstsrError, RuntimeError):
-    """Training cannot start or resume (bad checkpoint, bad configuration)."""
+    """Training cannot start, resume or go on (bad checkpoint, losses that turned non-finite)."""
+
+
+class FitConfigError(InputDataError):
+    """A training hyper-parameter has the wrong type or is out of range."""
+
+
+class XsstsrWarning(UserWarning):
+    """Base class of xsstsr's warnings."""
+
+
+class SkillWarning(XsstsrWarning):
+    """A fitted model's best validation score is no better than interpolation."""
 
 
 class MissingDependencyError(XsstsrError, ImportError):

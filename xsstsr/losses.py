@@ -2,19 +2,24 @@
 
 The generator is trained with a pointwise *content* loss between its prediction and the
 high-resolution truth plus an adversarial term from a Wasserstein critic with gradient penalty
-(WGAN-GP, Gulrajani et al. 2017). Three content losses are provided, all functions of the error
-``d = prediction - truth`` in normalised units:
+(WGAN-GP, Gulrajani et al. 2017). The content losses act on the **scaled error**
+``e = error_K / delta``: the error in kelvin over a scale ``delta`` (kelvin, ``fit``'s
+``loss_scale``). The scale matters for the extreme-value losses: on errors of ~0.01 (errors
+in normalised units) the Gumbel loss is ~e^(2r+2) and has no gradient, and the Fréchet loss
+drifts warm when the bulk of the errors leaves its quadratic bowl. :func:`pointwise_loss`
+takes the factor that turns its inputs' difference into ``e`` (``scale=std / delta`` for
+normalised fields). Three losses are provided:
 
 ``"mse"``
-    ``d**2``.
+    ``e**2``.
 ``"gumbel"`` (parameter ``r``)
-    ``(1 - exp(-d**2))**r * d**2``: weights large errors more than small ones relative to MSE.
+    ``(1 - exp(-e**2))**r * e**2``: weights large errors more than small ones relative to MSE.
 ``"frechet"`` (parameters ``a`` (alpha) and ``s``)
-    The Fréchet negative log-likelihood of ``z = d / s + z0``, ``z0 = (a / (1 + a))**(1 / a)``,
-    ``(1 + a) * log(z) + z**(-a)``, minus its value at ``d = 0``. The shift ``z0`` puts the
-    minimum at ``d = 0`` and subtracting the constant makes that minimum 0, so every loss here
+    The Fréchet negative log-likelihood of ``z = e / s + z0``, ``z0 = (a / (1 + a))**(1 / a)``,
+    ``(1 + a) * log(z) + z**(-a)``, minus its value at ``e = 0``. The shift ``z0`` puts the
+    minimum at ``e = 0`` and subtracting the constant makes that minimum 0, so every loss here
     is 0 at a perfect prediction and values are comparable. It is asymmetric: under-prediction
-    (``d < 0``) is penalised far more than over-prediction. Below the floor
+    (``e < 0``) is penalised far more than over-prediction. Below the floor
     ``z_min = z0 / 2`` it is continued linearly with its slope at ``z_min`` (see
     :func:`frechet_floor`).
 
@@ -291,12 +296,13 @@ METHOD_CONFIGS: tuple[LossConfig, ...] = (
 
 
 def elementwise_loss(d: Tensor, config: LossConfig) -> Tensor:
-    """Elementwise content loss of the error ``d = prediction - truth``.
+    """Elementwise content loss of the scaled error ``d`` (``e`` in the module's notation).
 
     Parameters
     ----------
     d : Tensor
-        Errors in normalised units; must be finite for finite results and gradients.
+        Scaled errors (kelvin over the loss scale); must be finite for finite results and
+        gradients.
     config : LossConfig
 
     Returns
@@ -386,9 +392,15 @@ def reference_loss(d: np.ndarray, config: LossConfig) -> np.ndarray:
 
 
 def pointwise_loss(
-    pred: Tensor, truth: Tensor, config: LossConfig, mask: Tensor | None = None
+    pred: Tensor,
+    truth: Tensor,
+    config: LossConfig,
+    mask: Tensor | None = None,
+    *,
+    scale: float = 1.0,
 ) -> Tensor:
-    """Content loss averaged over the valid points.
+    """Content loss of the scaled error ``e = (pred - truth) * scale``, averaged over the
+    valid points.
 
     Parameters
     ----------
@@ -401,6 +413,10 @@ def pointwise_loss(
     mask : Tensor, optional
         Broadcastable to ``pred``. Boolean: points to use. Numeric: per-point weights
         (0/1 is the same as boolean; non-positive or non-finite weights exclude a point).
+    scale : float, default 1.0
+        Turns the difference into the scaled error: ``std / delta`` for fields in
+        normalised units (``std`` the normalisation's standard deviation in kelvin,
+        ``delta`` the loss scale in kelvin). Positive and finite.
 
     Returns
     -------
@@ -420,6 +436,10 @@ def pointwise_loss(
         raise LossConfigError(
             f"config must be a LossConfig (got {type(config).__name__}); "
             'build one with make_loss_config("gumbel", r=1.1)'
+        )
+    if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
+        raise LossConfigError(
+            f"scale must be a positive finite number, got {scale!r}; it is std / loss_scale."
         )
     if pred.shape != truth.shape:
         raise ValueError(
@@ -448,7 +468,7 @@ def pointwise_loss(
             m = mask.to(d.dtype)
             keep = valid & torch.isfinite(m) & (m > 0)
             weight = torch.where(keep, m, torch.zeros_like(m))
-    d = torch.where(weight > 0, d, torch.zeros_like(d))
+    d = torch.where(weight > 0, d * scale, torch.zeros_like(d))
     total = (elementwise_loss(d, config) * weight).sum()
     # loss(0) == 0, so with no valid point total is an attached 0; no data-dependent branch
     return total / torch.clamp(weight.sum(), min=torch.finfo(d.dtype).tiny)

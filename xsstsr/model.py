@@ -92,6 +92,11 @@ def validate_metadata(metadata: Mapping[str, Any], source: str = "the weights") 
         raise MetadataError(f"{source}: metadata must be a JSON object.")
     _check_schema(metadata, METADATA_SCHEMA, f"{source}: metadata")
     _check_schema(metadata["architecture"], ARCHITECTURE_SCHEMA, f"{source}: architecture")
+    conserve = metadata["architecture"].get("conserve", False)
+    if not isinstance(conserve, bool):
+        raise MetadataError(
+            f"{source}: architecture has conserve={conserve!r:.80}; it must be true or false."
+        )
     if abs(metadata["upsample"] / metadata["pool"] - metadata["factor"]) > 1e-9:
         raise MetadataError(
             f"{source}: factor {metadata['factor']} != upsample/pool "
@@ -232,6 +237,14 @@ class Model:
     @property
     def inputs(self) -> list[str]:
         return list(self._metadata["inputs"])
+
+    @property
+    def validation(self) -> dict[str, Any] | None:
+        """Best validation skill from :func:`xsstsr.fit`: ``rmse`` and ``rmse_bicubic`` (K)
+        on the held-out steps, their ``ratio``, the ``step`` it was reached at; None for a
+        model not fitted by xsstsr."""
+        value = self._metadata.get("validation")
+        return dict(value) if isinstance(value, dict) else None
 
     @property
     def normalisation(self) -> tuple[float, float]:

@@ -87,6 +87,9 @@ class ResidualBlock(nn.Module):
 class Generator(nn.Module):
     """Residual sub-pixel super-resolution generator.
 
+    With ``conserve`` the output's area averages over each coarse cell equal the input's
+    latest frame (:func:`conserve_means`), on the ``upsample`` grid before pooling.
+
     Parameters
     ----------
     in_frames : int
@@ -104,8 +107,10 @@ class Generator(nn.Module):
         blocks: int = 4,
         up_features: int = 16,
         fill_iterations: int = 4,
+        conserve: bool = False,
     ) -> None:
         super().__init__()
+        self.conserve = conserve
         self.in_frames = in_frames
         self.upsample = upsample
         self.pool = pool
@@ -160,9 +165,33 @@ class Generator(nn.Module):
             feat = feat + self.body_tail(self.body(feat))
             correction = self.shuffle(self.tail(self.act(self.up(feat))))
         out = self.base(filled[:, -1:]) + correction.float()
+        if self.conserve:
+            out = conserve_means(out, filled[:, -1:], self.upsample, valid)
         if self.pool > 1:
             out = F.avg_pool2d(out, self.pool)
         return out
+
+
+def conserve_means(
+    fine: Tensor, coarse: Tensor, factor: int, ocean: Tensor | None = None
+) -> Tensor:
+    """Shift each ``factor x factor`` block of ``fine`` so that its mean is ``coarse``.
+
+    The orthogonal projection onto the fields whose area averages are the coarse input:
+    when the input is the area average of the truth (as in training without a target),
+    it can only bring the field closer to the truth, and it leaves the output without a
+    bias against its input. With ``ocean`` (the coarse cells that are not land) only cells
+    whose 3 x 3 neighbourhood is all ocean are shifted: a coastal cell's average covers
+    its ocean part only, which the block's mean over all its fine cells is not. Each block
+    uses its own coarse cell and its neighbours, inside the halo.
+    """
+    shift = coarse - F.avg_pool2d(fine, factor)
+    if ocean is not None:
+        # min over the 3 x 3 neighbourhood; the padding of max_pool is -inf, so cells
+        # outside the field do not count as land
+        interior = -F.max_pool2d(-ocean.to(fine.dtype), 3, stride=1, padding=1)
+        shift = shift * interior
+    return fine + F.interpolate(shift, scale_factor=factor, mode="nearest")
 
 
 class Critic(nn.Module):
@@ -197,4 +226,5 @@ def build_generator(metadata: dict[str, Any]) -> Generator:
         blocks=int(arch["blocks"]),
         up_features=int(arch["up_features"]),
         fill_iterations=int(arch["fill_iterations"]),
+        conserve=bool(arch.get("conserve", False)),
     )

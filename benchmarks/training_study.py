@@ -1,0 +1,361 @@
+"""Training study: do ``fit()``'s defaults, and each loss at its default scale, beat
+interpolation on data the model never trained on?
+
+Each record is split into a training part and a held-out part (another region, other
+months, or another synthetic world); ``fit`` sees only the training part (and holds out
+its own validation time blocks inside it). The fitted model then downscales the held-out
+part's area averages, scored against its truth beside bicubic and nearest on the same
+cells: RMSE, bias, RMSE on the warmest 1 % of truth cells, and station RMSE where the
+record has stations.
+
+Records:
+
+* ``sample``: the bundled sample (1/16 degree truth, x4), days 1-11 to fit, 13-16 held out;
+* ``heatwave``: synthetic boxes with marine heatwaves, another seed, box and season held out;
+* ``coads``: NOAA COADS monthly climatology (2 degrees, x4), fit on 0-180 E, held out 180-360 E;
+* ``coads-few``: four months of the same training region (fine-tuning against scratch);
+* ``woa``: World Ocean Atlas surface temperature (2 degrees, x4), the same regional split;
+* ``str``: NCL's STR SST climatology (2 degrees, x4), fit on January-August, held out
+  September-December.
+
+The real records come from Debian's ``ferret-datasets`` (set ``XSSTSR_FERRET_DIR``) and
+``libncarg-data`` (set ``XSSTSR_NCARG_DIR`` to its ``share/ncarg/data/cdf``); records whose
+files are missing are skipped with a note.
+
+Usage::
+
+    python benchmarks/training_study.py --records sample heatwave --configs defaults
+    python benchmarks/training_study.py --configs losses --json losses.json
+    python benchmarks/training_study.py --configs '{"adv_weight": 0.0}' --records coads
+    python benchmarks/training_study.py --quick        # seconds: a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+import xsstsr
+from xsstsr.datasets import coarsen_truth, synthetic_sst, synthetic_stations
+from xsstsr.evaluation import bicubic_baseline, nearest_baseline
+from xsstsr.losses import METHOD_CONFIGS
+from xsstsr.stations import read_stations, sample_field
+
+FACTOR = 4
+
+
+# -- records -------------------------------------------------------------------------------
+
+
+def _crop(ds: xr.Dataset, factor: int = FACTOR) -> xr.Dataset:
+    """Crop lat/lon to multiples of the factor (fit's area averages need whole cells)."""
+    return ds.isel(
+        lat=slice(0, ds.sizes["lat"] - ds.sizes["lat"] % factor),
+        lon=slice(0, ds.sizes["lon"] - ds.sizes["lon"] % factor),
+    )
+
+
+def record_sample() -> dict[str, Any]:
+    truth = xsstsr.datasets.open_sample("truth")
+    stations = xsstsr.datasets.open_sample_stations()
+    return {
+        "train": truth.isel(time=slice(0, 11)),
+        "test": truth,
+        "score_times": truth.time.values[12:],
+        "train_stations": stations[stations.time < truth.time.values[11]],
+        "test_stations": stations[stations.time >= truth.time.values[12]],
+        "what": "bundled sample, 128 x 128 at 1/16 deg; days 1-11 fit, 13-16 held out",
+    }
+
+
+def record_heatwave(quick: bool = False) -> dict[str, Any]:
+    n, periods = (32, 8) if quick else (96, 40)
+    train = synthetic_sst(
+        n, n, periods=periods, seed=11, lat_range=(30, 42), lon_range=(125, 137),
+        start="2020-06-01",
+    )  # fmt: skip
+    test = synthetic_sst(
+        n, n, periods=max(6, periods // 3), seed=12, lat_range=(20, 32), lon_range=(140, 152),
+        start="2021-08-01",
+    )  # fmt: skip
+    return {
+        "train": train,
+        "test": test,
+        "score_times": test.time.values,
+        "train_stations": synthetic_stations(train, n=16, noise=0.1, seed=11),
+        "test_stations": synthetic_stations(test, n=16, noise=0.1, seed=12),
+        "what": f"synthetic_sst {n} x {n} boxes with heatwaves, {periods} days; held out: "
+        "another seed, box and season",
+    }
+
+
+def _ferret(name: str) -> Path | None:
+    for base in (os.environ.get("XSSTSR_FERRET_DIR"), "/usr/share/ferret-vis/data"):
+        if base and (Path(base) / name).is_file():
+            return Path(base) / name
+    return None
+
+
+def _regional(ds: xr.Dataset, what: str) -> dict[str, Any]:
+    ds = _crop(ds.sortby("lat"))
+    west = ds.sel(lon=slice(0, 180))
+    east = ds.sel(lon=slice(180, 360))
+    return {
+        "train": _crop(west),
+        "test": _crop(east),
+        "score_times": east.time.values,
+        "train_stations": None,
+        "test_stations": None,
+        "what": what,
+    }
+
+
+def record_coads() -> dict[str, Any] | None:
+    if _ferret("coads_climatology.cdf") is None:
+        return None
+    ds = xsstsr.datasets.open_coads_sst()[["sst"]]
+    return _regional(ds, "COADS monthly SST climatology, 2 deg; fit 0-180E, held out 180-360E")
+
+
+def record_coads_few() -> dict[str, Any] | None:
+    """A small real record: four months of one region (for fine-tuning against scratch)."""
+    data = record_coads()
+    if data is None:
+        return None
+    data["train"] = data["train"].isel(time=slice(0, 4))
+    data["what"] = "COADS, 2 deg, January-April of 0-180E only; held out 180-360E, all months"
+    return data
+
+
+def record_woa() -> dict[str, Any] | None:
+    if _ferret("ocean_atlas_subset.nc") is None:
+        return None
+    ds = xsstsr.datasets.open_ocean_atlas().isel(depth=0, drop=True)
+    ds = ds.rename({"temp": "sst"})[["sst"]]
+    ds["sst"].attrs.update(units="degC", standard_name="sea_surface_temperature")
+    return _regional(ds, "World Ocean Atlas surface temperature, 2 deg; fit 0-180E, held out "
+                     "180-360E")  # fmt: skip
+
+
+def open_str_sst() -> xr.Dataset | None:
+    """NCL's STR 2 x 2 degree SST climatology; its lat and lon are data variables."""
+    base = os.environ.get("XSSTSR_NCARG_DIR", "/usr/share/ncarg/data/cdf")
+    path = Path(base) / "sstdata_netcdf.nc"
+    if not path.is_file():
+        return None
+    with xr.open_dataset(path, decode_times=False) as raw:
+        raw = raw.load()
+    ds = xr.Dataset(
+        {"sst": (("time", "lat", "lon"), raw["sst"].values.astype("float32"))},
+        coords={
+            "time": pd.date_range("2000-01-15", periods=raw.sizes["time"], freq="MS")
+            + pd.Timedelta(days=14),
+            "lat": ("lat", raw["lat"].values.astype("float64"), {"standard_name": "latitude"}),
+            "lon": ("lon", raw["lon"].values.astype("float64"), {"standard_name": "longitude"}),
+        },
+    )
+    ds = ds.isel(lon=slice(0, 180))  # 0..358: the 181st column repeats 0 E
+    ds["sst"] = ds["sst"].where(np.abs(ds["sst"]) < 100)  # land is a large fill value
+    ds["sst"].attrs.update(units="degC", standard_name="sea_surface_temperature")
+    return ds
+
+
+def record_str() -> dict[str, Any] | None:
+    ds = open_str_sst()
+    if ds is None:
+        return None
+    ds = _crop(ds.sortby("lat"))
+    return {
+        "train": ds.isel(time=slice(0, 8)),
+        "test": ds,
+        "score_times": ds.time.values[8:],
+        "train_stations": None,
+        "test_stations": None,
+        "what": "NCL STR SST climatology, 2 deg; fit January-August, held out September-December",
+    }
+
+
+RECORDS: dict[str, Callable[[], dict[str, Any] | None]] = {
+    "sample": record_sample,
+    "heatwave": record_heatwave,
+    "coads": record_coads,
+    "coads-few": record_coads_few,
+    "woa": record_woa,
+    "str": record_str,
+}
+
+
+# -- scores ----------------------------------------------------------------------------------
+
+
+def scores(
+    pred: xr.DataArray, truth: xr.DataArray, times: np.ndarray, stations: Any
+) -> dict[str, float]:
+    p = pred.sel(time=times).transpose(*truth.dims)
+    t = truth.sel(time=times)
+    pv, tv = np.asarray(p.values, "float64"), np.asarray(t.values, "float64")
+    both = np.isfinite(pv) & np.isfinite(tv)
+    err = (pv - tv)[both]
+    warm = tv[both] >= np.quantile(tv[both], 0.99)
+    out = {
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "bias": float(np.mean(err)),
+        "rmse_warm1": float(np.sqrt(np.mean(err[warm] ** 2))),
+        "station_rmse": math.nan,
+    }
+    if stations is not None and len(stations):
+        sampled = sample_field(p, read_stations(stations), "lat", "lon", "time")
+        s_err = (sampled["model"] - sampled["sst"]).to_numpy("float64")
+        s_err = s_err[np.isfinite(s_err)]
+        if s_err.size:
+            out["station_rmse"] = float(np.sqrt(np.mean(s_err**2)))
+    return out
+
+
+# -- configurations --------------------------------------------------------------------------
+
+
+def named_configs(spec: str) -> list[tuple[str, dict[str, Any]]]:
+    if spec == "defaults":
+        return [("fit() defaults", {})]
+    if spec == "losses":
+        out = []
+        for config in METHOD_CONFIGS:
+            params = {k: v for k, v in config.to_dict().items() if k != "name"}
+            out.append((config.describe(), {"loss": config.name, **params}))
+        return out
+    options = json.loads(spec)
+    if isinstance(options, dict):
+        return [(json.dumps(options), options)]
+    return [(json.dumps(o), o) for o in options]
+
+
+def run_one(
+    name: str, data: dict[str, Any], label: str, options: dict[str, Any], quick: bool
+) -> dict[str, Any]:
+    test = data["test"]
+    coarse = coarsen_truth(test, FACTOR)
+    opts = dict(options)
+    multiple = opts.pop("loss_scale_x", None)
+    if multiple is not None:  # the scale study: a multiple of bicubic's RMSE on the fit part
+        train_truth = data["train"]["sst"]
+        base = bicubic_baseline(coarsen_truth(train_truth, FACTOR), factor=FACTOR)
+        err = (base.transpose(*train_truth.dims).values - train_truth.values).ravel()
+        opts["loss_scale"] = float(multiple * np.sqrt(np.nanmean(err**2)))
+    if quick:
+        opts.setdefault("steps", 2)
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # dropped stations, skill warnings
+        model = xsstsr.fit(
+            data["train"], data["train_stations"], factor=FACTOR, progress=False, **opts
+        )
+    elapsed = time.perf_counter() - started
+    pred = xsstsr.downscale(coarse, model=model, device="cpu")["sst"]
+    row = {
+        "record": name,
+        "config": label,
+        **scores(pred, test["sst"], data["score_times"], data["test_stations"]),
+        "train_s": round(elapsed, 1),
+        "steps": model.metadata["training"]["steps_run"],
+        "val_ratio": (model.validation or {}).get("ratio", math.nan),
+        "loss_scale": model.metadata["training"]["loss_scale"],
+    }
+    return row
+
+
+def baselines(name: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    coarse = coarsen_truth(data["test"], FACTOR)
+    truth = data["test"]["sst"]
+    rows = []
+    for label, make in (("bicubic", bicubic_baseline), ("nearest", nearest_baseline)):
+        field = make(coarse["sst"], factor=FACTOR)
+        rows.append(
+            {
+                "record": name,
+                "config": label,
+                **scores(field, truth, data["score_times"], data["test_stations"]),
+            }
+        )
+    return rows
+
+
+def table(frame: pd.DataFrame) -> str:
+    """Markdown: each trained row with its ratios to bicubic on the same record."""
+    lines = [
+        "| record | configuration | RMSE (K) | x bicubic | bias (K) | warmest 1% (K) "
+        "| x bicubic | station RMSE (K) | steps | train (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for record, group in frame.groupby("record", sort=False):
+        bic = group[group.config == "bicubic"].iloc[0]
+        for _, row in group.iterrows():
+            ratio = row["rmse"] / bic["rmse"]
+            warm = row["rmse_warm1"] / bic["rmse_warm1"]
+            station = "-" if not np.isfinite(row["station_rmse"]) else f"{row['station_rmse']:.3f}"
+            steps = "-" if pd.isna(row.get("steps")) else f"{int(row['steps'])}"
+            train = "-" if pd.isna(row.get("train_s")) else f"{row['train_s']:.0f}"
+            lines.append(
+                f"| {record} | {row['config']} | {row['rmse']:.4f} | {ratio:.3f} | "
+                f"{row['bias']:+.4f} | {row['rmse_warm1']:.4f} | {warm:.3f} | {station} | "
+                f"{steps} | {train} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--records",
+        nargs="+",
+        default=[r for r in RECORDS if r != "coads-few"],
+        choices=list(RECORDS),
+    )
+    parser.add_argument(
+        "--configs",
+        default="defaults",
+        help='"defaults", "losses" (the nine), or JSON options (an object or a list)',
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--quick", action="store_true", help="2 steps, small data: smoke run")
+    parser.add_argument("--json", type=Path, default=None, help="append rows here (JSON lines)")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    rows: list[dict[str, Any]] = []
+    for name in args.records:
+        maker = RECORDS[name]
+        data = record_heatwave(quick=True) if (args.quick and name == "heatwave") else maker()
+        if data is None:
+            print(f"skipped {name}: its data files are not installed", file=sys.stderr)
+            continue
+        print(f"{name}: {data['what']}", file=sys.stderr, flush=True)
+        rows.extend(baselines(name, data))
+        for label, options in named_configs(args.configs):
+            row = run_one(name, data, label, options, args.quick)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            if args.json is not None:
+                with args.json.open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+    frame = pd.DataFrame(rows)
+    print(table(frame))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
