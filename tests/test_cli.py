@@ -494,3 +494,44 @@ def test_interrupted_downscale_leaves_no_output(
         assert proc.returncode == 130, err
         assert "interrupted" in err
         assert left == []
+
+
+def test_fit_options_come_from_fit_config(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from xsstsr.training.config import option_names
+
+    out = tmp_path / "named.safetensors"
+    argv = [
+        "fit", str(files["truth"]), str(out),
+        "--steps", "1", "--batch-size", "1", "--patch-size", "6", "--window", "1",
+        "--loss-scale", "0.25", "--no-augment", "--name", "my-model", "--validation", "0",
+        "--lr-schedule", "linear", "--adv-weight", "0", "--device", "cpu", "--no-progress",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    model = xsstsr.load_model(out)
+    assert model.name == "my-model"
+    info = model.metadata["training"]
+    assert info["loss_scale"] == 0.25
+    assert info["augment"] is False
+    assert info["lr_schedule"] == "linear"
+    assert info["adv_weight"] == 0.0
+    # every option of FitConfig but the two set otherwise is a flag of `xsstsr fit`
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--help"])
+    text = capsys.readouterr().out
+    for name in option_names():
+        if name not in ("architecture", "progress"):
+            assert "--" + name.replace("_", "-") in text, name
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--lr-schedule", "step"), ("--patience", "0"), ("--warmup", "-1")]
+)
+def test_fit_bad_option_values_exit_2(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["fit", "a.nc", "m.safetensors", flag, value])
+    assert exit_.value.code == 2
+    assert flag in capsys.readouterr().err
