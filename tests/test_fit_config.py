@@ -337,9 +337,10 @@ def test_fits_without_a_target_conserve_the_coarse_means(truth: xr.Dataset) -> N
     first = model.history.iloc[0]
     assert first["val_rmse"] < first["val_rmse_bicubic"]  # the projection alone helps
     coarse = xsstsr.datasets.coarsen_truth(truth, 4)
+    shifted = truth.assign_coords(lat=truth.lat + 0.01)
+    options = {k: v for k, v in TINY.items() if k != "factor"}
     with pytest.warns(UserWarning, match="interpolating"):
-        shifted = truth.assign_coords(lat=truth.lat + 0.01)
-        targeted = quiet(coarse, target=shifted, **{k: v for k, v in TINY.items() if k != "factor"})
+        targeted = quiet(coarse, target=shifted, **options)
     assert targeted.metadata["architecture"]["conserve"] is False  # it may correct biases
 
 
