@@ -4,6 +4,7 @@ stopping, the skill warning, non-finite losses and fine-tuning (``init=``)."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import warnings
 from pathlib import Path
@@ -284,11 +285,8 @@ def test_non_finite_loss_stops_with_a_typed_error(
     with pytest.raises(xsstsr.TrainingError, match="generator loss became nan at step 3") as err:
         xsstsr.fit(truth, checkpoint_dir=ckpt, checkpoint_every=1, **{**TINY, "steps": 5})
     assert "Likely cause" in str(err.value)
-    saved = xsstsr.training.checkpoints.load_checkpoint  # the last checkpoint is step 2's
-    import json
-
+    # the last checkpoint is step 2's: the poisoned step never reached the weights on disk
     assert json.loads((ckpt / "xsstsr-checkpoint.json").read_text())["step"] == 2
-    assert callable(saved)
 
 
 def test_non_finite_data_is_named(truth: xr.Dataset) -> None:
