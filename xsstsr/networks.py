@@ -1,6 +1,7 @@
 """The generator and the critic (PyTorch).
 
-Imported lazily: ``import xsstsr`` does not import torch. See DESIGN.md section 3.
+Imported lazily: ``import xsstsr`` does not import torch. The method is described in
+docs/guide/training.rst.
 
 The generator sees a window of consecutive low-resolution SST frames (plus
 optional fusion sources and a land/sea mask channel) and predicts a correction

@@ -37,11 +37,15 @@ def fit(
             "with xsstsr.FitConfig(loss='mse', ...)."
         )
     cfg = FitConfig.from_options(options, base=config)
+    if cfg.init is not None:  # read (and hash-check) the initial weights once
+        from ..weights import load_model
+
+        cfg = cfg.replace(init=load_model(cfg.init))
     data = prepare_data(
         obj,
         target=target,
         sources=sources,
-        factor=cfg.factor if cfg.factor is not None or cfg.init is None else _init_factor(cfg),
+        factor=cfg.factor if cfg.factor is not None or cfg.init is None else cfg.init.factor,
         variable=variable,
         lat=lat,
         lon=lon,
@@ -50,12 +54,6 @@ def fit(
         prepare_stations(stations, data, station_columns) if stations is not None else None
     )
     return train(cfg, data, station_data)
-
-
-def _init_factor(cfg: FitConfig) -> float:
-    from ..weights import load_model
-
-    return load_model(cfg.init).factor
 
 
 _DOC = """Train a generator with WGAN-GP, a pixel loss and an in-situ station loss.
