@@ -1,21 +1,20 @@
 """Bad inputs give typed errors whose messages name the fix, and leave the input untouched.
 
-One table, one test: each row builds an input and a call, names the exact error class
+One catalogue, one test: each row builds an input and a call, names the exact error class
 (under :class:`xsstsr.XsstsrError`, and the builtin it also is) and a phrase of the
 message that says how to fix it. After the call, the input is compared with a deep copy
-taken before it. The weights-format details (truncation points, every metadata key) are
-in tests/test_weights.py; the generic factor values in tests/test_downscale.py.
+taken before it. The rows of this file cover the SST, its grid, values, units, factor,
+arguments, model and fit; each ``cases_*.py`` beside it holds one more topic's rows
+(the framework is in ``catalogue.py``). The weights-format details (truncation points,
+every metadata key) are in tests/test_weights.py; the generic factor values in
+tests/test_downscale.py.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import types
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,26 +22,28 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
-from conftest import SMALL_ARCH, make_model, sst_field
-from safetensors.numpy import save as st_save
+from catalogue import (
+    TRUTH,
+    Case,
+    assert_unchanged,
+    collect_topic_tables,
+    curvilinear,
+    down,
+    field,
+    fit,
+    fit_stations,
+    plain,
+    small_model,
+    snapshot,
+    stations,
+    weights_file,
+    with_meta,
+)
+from conftest import sst_field
 
 import xsstsr
 import xsstsr.weights
 from xsstsr.errors import InputTypeError
-from xsstsr.model import Model
-
-
-def small_model(upsample: int = 4, pool: int = 1, inputs: tuple[str, ...] = ("sst",)) -> Model:
-    return make_model(
-        upsample,
-        pool,
-        2,
-        seed=2,
-        inputs=inputs,
-        name=f"bad-x{upsample / pool:g}-{len(inputs)}",
-        scale=0.0,
-        architecture=SMALL_ARCH,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -55,87 +56,6 @@ def models() -> types.SimpleNamespace:
 @pytest.fixture
 def env(models, tmp_path, monkeypatch) -> types.SimpleNamespace:
     return types.SimpleNamespace(**vars(models), tmp=tmp_path, monkeypatch=monkeypatch)
-
-
-# -- helpers that build inputs ---------------------------------------------------------------
-
-
-def field(**kwargs: Any) -> xr.DataArray:
-    kwargs = {"nt": 2, "ny": 8, "nx": 8, **kwargs}
-    return sst_field(**kwargs)
-
-
-def down(env, **kwargs: Any) -> Callable[[Any], Any]:
-    """A downscale call with the small x4 model on the CPU unless told otherwise."""
-    kwargs.setdefault("model", env.m4)
-    kwargs.setdefault("device", "cpu")
-    return lambda obj: xsstsr.downscale(obj, **kwargs)
-
-
-def plain(da: xr.DataArray, **renames: str) -> xr.DataArray:
-    """``da`` with its lat/lon attributes removed (and dims renamed), so names are guessed."""
-    out = da.rename(renames) if renames else da.copy()
-    for name in out.coords:
-        out[name].attrs = {}
-    return out
-
-
-def weights_file(env, name: str, metadata: Any, state: dict[str, np.ndarray] | None = None) -> Path:
-    """A safetensors file with arbitrary xsstsr metadata (a string is written as is)."""
-    text = metadata if isinstance(metadata, str) else json.dumps(metadata)
-    path = env.tmp / name
-    path.write_bytes(st_save(dict(state or env.m4.state), metadata={"xsstsr": text}))
-    return path
-
-
-def with_meta(env, **changes: Any) -> dict[str, Any]:
-    meta = env.m4.metadata
-    meta.update(changes)
-    return meta
-
-
-TRUTH = dict(nt=4, ny=16, nx=16, land=False)  # coarsened by 4 for fit: 4 x 4 cells
-
-
-def fit(**kwargs: Any) -> Callable[[Any], Any]:
-    kwargs = {"epochs": 1, "steps_per_epoch": 1, "progress": False, "device": "cpu", **kwargs}
-    return lambda obj: xsstsr.fit(obj, **kwargs)
-
-
-def fit_stations(**kwargs: Any) -> Callable[[Any], Any]:
-    """fit(data, stations): the stations are checked before any training step."""
-    kwargs = {"epochs": 1, "steps_per_epoch": 1, "progress": False, "device": "cpu", **kwargs}
-    return lambda obj: xsstsr.fit(obj[0], obj[1], **kwargs)
-
-
-def stations(**changes: Any) -> pd.DataFrame:
-    """A valid station table inside the TRUTH grid and record, then ``changes`` applied."""
-    truth = sst_field(**TRUTH)
-    lat, lon = truth["lat"].values, truth["lon"].values
-    table = pd.DataFrame(
-        {
-            "station": ["a", "a", "b"],
-            "time": pd.to_datetime(["2021-01-01", "2021-01-02", "2021-01-01"]),
-            "lat": [lat[5], lat[5], lat[10]],
-            "lon": [lon[5], lon[5], lon[10]],
-            "sst": [20.0, 20.5, 21.0],
-        }
-    )
-    return table.assign(**changes)
-
-
-# -- the table ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    make: Callable[[Any], tuple[Any, Callable[[Any], Any]]]  # env -> (input, call)
-    error: type[Exception]
-    builtin: type[Exception]  # the builtin class the error also is
-    match: str  # a phrase of the message that names the fix
-    warns: str | None = None  # a UserWarning that must come with it
-    marks: tuple[Any, ...] = ()
 
 
 def _two_sst(env):
@@ -153,20 +73,7 @@ def _two_lat(env):
 
 
 def _curvilinear_guessed(env):
-    da = field()
-    lat2, lon2 = xr.broadcast(da["lat"], da["lon"])
-    out = xr.DataArray(
-        da.values,
-        dims=("time", "y", "x"),
-        coords={
-            "time": da["time"],
-            "lat": (("y", "x"), lat2.values),
-            "lon": (("y", "x"), lon2.values),
-        },
-        attrs=da.attrs,
-        name="sst",
-    )
-    return out, down(env)
+    return curvilinear(), down(env)
 
 
 def _curvilinear_cf(env):
@@ -694,40 +601,10 @@ CASES: list[Case] = [
 ]
 
 
-# -- checking that nothing changed ---------------------------------------------------------------
+CATALOGUE: list[Case] = CASES + collect_topic_tables()
 
 
-def snapshot(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return ("file", obj.read_bytes() if obj.exists() else None)
-    if isinstance(obj, tuple):
-        return tuple(snapshot(o) for o in obj)
-    return copy.deepcopy(obj)
-
-
-def assert_unchanged(obj: Any, before: Any) -> None:
-    if isinstance(obj, tuple):
-        for o, b in zip(obj, before, strict=True):
-            assert_unchanged(o, b)
-    elif isinstance(obj, Path):
-        assert before == ("file", obj.read_bytes() if obj.exists() else None)
-    elif isinstance(obj, (xr.DataArray, xr.Dataset)):
-        xr.testing.assert_identical(obj, before)
-        assert obj.attrs == before.attrs
-        assert obj.encoding == before.encoding
-        names = obj.variables if isinstance(obj, xr.Dataset) else obj.coords
-        for name in names:
-            assert obj[name].attrs == before[name].attrs
-            assert obj[name].encoding == before[name].encoding
-    elif isinstance(obj, pd.DataFrame):
-        pd.testing.assert_frame_equal(obj, before)
-    elif isinstance(obj, np.ndarray):
-        np.testing.assert_array_equal(obj, before)
-    else:
-        assert obj == before
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CATALOGUE])
 def test_bad_input(case: Case, env) -> None:
     obj, call = case.make(env)
     before = snapshot(obj)
@@ -749,6 +626,6 @@ def test_bad_input(case: Case, env) -> None:
 
 
 def test_table_is_large_and_unique() -> None:
-    ids = [c.id for c in CASES]
+    ids = [c.id for c in CATALOGUE]
     assert len(ids) == len(set(ids))
-    assert len(ids) >= 40
+    assert len(ids) >= 100

@@ -260,6 +260,40 @@ def test_downscale_zarr_in_process(
         np.testing.assert_allclose(back["sst"].values, expected["sst"].values, atol=1e-5)
 
 
+def test_downscale_replaces_an_existing_output_only_with_overwrite(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.nc"
+    out.write_bytes(b"the previous result")
+    # checked before any work: the missing input is not even opened
+    assert cli.main(["downscale", str(tmp_path / "missing.nc"), str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "exists; use --overwrite to replace it" in err
+    assert "overwrite=True" not in err
+    assert out.read_bytes() == b"the previous result"
+
+    args = ["downscale", str(files["coarse"]), str(out), "--model", str(files["model"])]
+    args += ["--device", "cpu", "--no-progress", "--chunks", "none"]
+    assert cli.main([*args, "--overwrite"]) == 0
+    with xr.open_dataset(out) as back:
+        assert back["sst"].shape == (4, 32, 32)
+    written = out.read_bytes()
+    assert cli.main(args) == 3
+    assert "use --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]
+
+
+def test_downscale_refuses_an_output_inside_a_file(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes").write_text("a file")
+    argv = ["downscale", str(tmp_path / "missing.nc"), str(tmp_path / "notes" / "out.zarr")]
+    assert cli.main([*argv, "--overwrite"]) == 3
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "notes").read_text() == "a file"
+
+
 def test_downscale_precision(tmp_path: Path, files: dict[str, Path]) -> None:
     args = ["downscale", str(files["coarse"]), "", "--model", str(files["model"])]
     args += ["--device", "cpu", "--no-progress", "--chunks", "none"]

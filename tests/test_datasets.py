@@ -12,7 +12,14 @@ import scipy.stats
 import xarray as xr
 
 import xsstsr.datasets as dsets
-from xsstsr.errors import CoordinateError, GridError, InputDataError, StationsError
+from xsstsr.errors import (
+    CoordinateError,
+    DataFileNotFoundError,
+    GridError,
+    InputDataError,
+    OptionError,
+    StationsError,
+)
 
 DATA = Path(__file__).parent / "data"
 FIXTURE = DATA / "coads_subset.nc"
@@ -214,6 +221,11 @@ def test_chunks_and_dtype() -> None:
         ({"lat_range": (42.0, 30.0)}, GridError),
         ({"lon_range": (1.0,)}, GridError),
         ({"dtype": "int16"}, InputDataError),
+        ({"dtype": "bogus"}, InputDataError),
+        ({"freq": "fortnight"}, OptionError),
+        ({"start": "yesterday-ish"}, OptionError),
+        ({"eddy_slope": "steep"}, OptionError),
+        ({"eddy_slope": float("nan")}, OptionError),
     ],
 )
 def test_synthetic_bad_arguments(kwargs: dict[str, object], error: type[Exception]) -> None:
@@ -368,7 +380,7 @@ def test_open_sample() -> None:
         seed=2021,
     )
     np.testing.assert_allclose(regenerated.sst, truth.sst, atol=1e-4)
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(OptionError, match='open_sample\\("truth"\\)'):
         dsets.open_sample("fine")  # type: ignore[arg-type]
 
 
@@ -441,9 +453,9 @@ def test_fixture_normalised() -> None:
 def test_ferret_file_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(dsets.FERRET_ENV_VAR, str(tmp_path))
     monkeypatch.setattr(dsets, "FERRET_DATA_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(FileNotFoundError, match="apt-get install ferret-datasets"):
+    with pytest.raises(DataFileNotFoundError, match="apt-get install ferret-datasets"):
         dsets.open_coads_sst()
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataFileNotFoundError):
         dsets.open_ocean_atlas(tmp_path / "missing.nc")
     # the environment variable is honoured
     (tmp_path / "coads_climatology.cdf").write_bytes(FIXTURE.read_bytes())

@@ -778,3 +778,14 @@ def test_conserving_model_keeps_the_coarse_means():
     np.testing.assert_allclose(back.values, da.values, atol=2e-4)
     plain = run(da, small_model(4, 1, scale=0.2)).coarsen(lat=4, lon=4).mean()
     assert float(np.abs(plain.values - da.values).max()) > 1e-2  # without it they drift
+
+
+def test_in_memory_model_eagerly_needs_no_writable_cache(tmp_path, monkeypatch) -> None:
+    """Computed here and now, an in-memory model is never written to the cache."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XSSTSR_CACHE", str(blocker / "cache"))  # cannot be created
+    model = make_model(4, 1, seed=21, name="in-memory")
+    out = xsstsr.downscale(sst_field(nt=2), model=model, device="cpu")
+    assert np.isfinite(out.values).any()
+    assert not (blocker.parent / "cache").exists()

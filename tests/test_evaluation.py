@@ -18,7 +18,7 @@ from conftest import make_model, sst_field
 
 import xsstsr
 from xsstsr.datasets import coarsen_truth
-from xsstsr.errors import GridError, InputDataError
+from xsstsr.errors import FactorError, GridError, InputDataError, InputTypeError, OptionError
 from xsstsr.evaluation import (
     SCORE_COLUMNS,
     _in_box,
@@ -215,12 +215,22 @@ def test_region_box_across_the_date_line() -> None:
 
 
 def test_bad_region_arguments(result: xr.DataArray, truth: xr.DataArray) -> None:
-    with pytest.raises(ValueError, match="lat0, lat1, lon0, lon1"):
+    with pytest.raises(InputTypeError, match="lat0, lat1, lon0, lon1"):
         evaluate(result, truth, regions={"x": (1, 2)})
-    with pytest.raises(ValueError, match="reserved"):
+    with pytest.raises(InputTypeError, match="not looked up by name"):
+        evaluate(result, truth, regions={"x": "1234"})  # would parse as four digits
+    with pytest.raises(InputTypeError, match="finite numbers"):
+        evaluate(result, truth, regions={"x": (30, np.nan, 120, 130)})
+    with pytest.raises(OptionError, match="reserved"):
         evaluate(result, truth, regions={"all": (30, 40, 120, 130)})
-    with pytest.raises(TypeError, match="regions"):
+    with pytest.raises(InputTypeError, match="regions"):
         evaluate(result, truth, regions=[(30, 40, 120, 130)])
+    mask = (truth.isel(time=0, drop=True) > 0).rename("m")
+    with pytest.raises(InputDataError, match=r"one \(lat, lon\) mask"):
+        evaluate(result, truth, regions=mask.expand_dims(k=2))
+    shuffled = mask.isel(lat=[1, 0, *range(2, mask.sizes["lat"])])
+    with pytest.raises(GridError, match="sortby"):
+        evaluate(result, truth, regions={"m": shuffled})
 
 
 def test_empty_region_gives_nan_row(result: xr.DataArray, truth: xr.DataArray) -> None:
@@ -241,8 +251,10 @@ def test_baseline_rows_need_coarse(
     assert table["source"].tolist() == ["downscaled", "bicubic"]
     table = evaluate(result, truth, by=None, coarse=coarse, baseline=None)
     assert table["source"].tolist() == ["downscaled"]
-    with pytest.raises(ValueError, match="baseline"):
+    with pytest.raises(OptionError, match="baseline"):
         evaluate(result, truth, coarse=coarse, baseline="cubic")
+    with pytest.raises(OptionError, match="a list of them or None"):
+        evaluate(result, truth, coarse=coarse, baseline=5)  # type: ignore[arg-type]
 
 
 def test_nearest_baseline_copies_coarse_cells(coarse: xr.DataArray, truth: xr.DataArray) -> None:
@@ -267,8 +279,10 @@ def test_nearest_baseline_fractional_factor_and_descending_lat() -> None:
     flipped = nearest_baseline(coarse.isel(lat=slice(None, None, -1)), factor=2)
     assert flipped.lat.values[0] > flipped.lat.values[-1]
     np.testing.assert_array_equal(flipped.values[0, :2, 0], coarse.values[0, -1, [0, 0]])
-    with pytest.raises(ValueError, match="factor= or like="):
+    with pytest.raises(FactorError, match=r"factor= .* or like="):
         nearest_baseline(coarse)
+    with pytest.raises(FactorError, match=r"factor= .* or like="):
+        bicubic_baseline(coarse)
 
 
 def test_bicubic_baseline_on_fine_grid(coarse: xr.DataArray, truth: xr.DataArray) -> None:
@@ -298,12 +312,18 @@ def test_truth_on_another_grid(result: xr.DataArray, coarse: xr.DataArray) -> No
 
 
 def test_bad_arguments(result: xr.DataArray, truth: xr.DataArray) -> None:
-    with pytest.raises(ValueError, match=r"truth= .* stations="):
+    with pytest.raises(InputDataError, match=r"truth= .* stations="):
         evaluate(result)
-    with pytest.raises(ValueError, match="by must be"):
+    with pytest.raises(OptionError, match="by must be"):
         evaluate(result, truth, by="week")
-    with pytest.raises(ValueError, match="extremes"):
+    with pytest.raises(OptionError, match="by must be"):
+        evaluate(result, truth, by=["season"])
+    with pytest.raises(OptionError, match="extremes"):
         evaluate(result, truth, extremes=1.5)
+    with pytest.raises(OptionError, match=r"extremes=0\.99"):
+        evaluate(result, truth, extremes="high")
+    with pytest.raises(InputTypeError, match=r"xr\.open_dataset"):
+        evaluate(result, truth.values)
     with pytest.raises(InputDataError, match="share no time"):
         evaluate(result, truth.assign_coords(time=truth.time + np.timedelta64(100, "D")))
     with pytest.raises(InputDataError, match="dims"):
@@ -463,7 +483,9 @@ def test_spectrum_units_land_and_dask() -> None:
     assert zonal_spectrum(holey).attrs["nan"] == "skip"
     lazy = zonal_spectrum(holey.chunk(lat=3, lon=20), nan="fill")
     np.testing.assert_allclose(lazy.values, zonal_spectrum(holey, nan="fill").values)
-    with pytest.raises(ValueError, match="units"):
+    with pytest.raises(OptionError, match="units"):
         zonal_spectrum(da, units="m")
+    with pytest.raises(OptionError, match="nan must be"):
+        zonal_spectrum(da, nan=["skip"])
     with pytest.raises(InputDataError, match="nan='fill'"):
         zonal_spectrum(da.where(da.lon > 120.1), nan="skip")

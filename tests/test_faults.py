@@ -95,7 +95,7 @@ WRITER = textwrap.dedent(
 
     slowed = da.copy(data=da.data.map_blocks(slow, dtype=da.dtype))
     out = xsstsr.downscale(slowed.to_dataset(), model=model_path, device="cpu")
-    xsstsr.io.write_dataset(out, dest)
+    xsstsr.io.write_dataset(out, dest, overwrite=True)
     print("FINISHED")
     """
 )
@@ -171,7 +171,7 @@ def test_killed_writer_leaves_no_partial_file(model_file, tmp_path, suffix, exis
     assert all(name.endswith(".partial") for name in hidden), hidden
 
     # and a later run writes the destination whole, clearing the dead writer's temporary
-    xsstsr.io.write_dataset(old_dataset().assign_attrs(title="rerun"), dest)
+    xsstsr.io.write_dataset(old_dataset().assign_attrs(title="rerun"), dest, overwrite=True)
     with xsstsr.io.open_any(dest) as back:
         assert back.attrs["title"] == "rerun"
     assert sorted(p.name for p in out_dir.iterdir()) == [dest.name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import warnings
@@ -17,7 +18,7 @@ from dask.callbacks import Callback
 
 import xsstsr
 from xsstsr import io
-from xsstsr.errors import InputDataError
+from xsstsr.errors import InputDataError, WriteError
 from xsstsr.io import PARTIAL_SUFFIX, open_any, output_format, write_dataset
 
 FORMATS = ["out.nc", "out.zarr"]
@@ -83,7 +84,7 @@ def test_failure_keeps_the_existing_destination(tmp_path: Path, name: str) -> No
     old = field() + 100.0
     write_dataset(old, tmp_path / name)
     with pytest.raises(RuntimeError, match="boom"):
-        write_dataset(failing(field(), RuntimeError), tmp_path / name)
+        write_dataset(failing(field(), RuntimeError), tmp_path / name, overwrite=True)
     assert listing(tmp_path) == [name]
     with open_any(tmp_path / name) as back:
         xr.testing.assert_allclose(back["sst"].load(), old)
@@ -100,12 +101,15 @@ def test_keyboard_interrupt_mid_write_leaves_nothing(tmp_path: Path, name: str) 
 def test_overwrite(tmp_path: Path, name: str) -> None:
     write_dataset(field(), tmp_path / name)
     new = field() + 1.0
-    write_dataset(new, tmp_path / name)
+    write_dataset(new, tmp_path / name, overwrite=True)
     with open_any(tmp_path / name) as back:
         xr.testing.assert_allclose(back["sst"].load(), new)
-    with pytest.raises(FileExistsError, match="overwrite=True"):
-        write_dataset(new, tmp_path / name, overwrite=False)
+    with pytest.raises(WriteError, match="exists; pass overwrite=True") as info:
+        write_dataset(field() + 2.0, tmp_path / name)  # the default keeps what is there
+    assert info.value.errno == errno.EEXIST
     assert listing(tmp_path) == [name]
+    with open_any(tmp_path / name) as back:
+        xr.testing.assert_allclose(back["sst"].load(), new)
 
 
 def test_zarr_swap_failing_half_way_restores_the_old_store(
@@ -124,7 +128,7 @@ def test_zarr_swap_failing_half_way_restores_the_old_store(
 
     monkeypatch.setattr(io.os, "replace", flaky_replace)
     with pytest.raises(OSError, match="disk full"):
-        write_dataset(field(), tmp_path / "s.zarr")
+        write_dataset(field(), tmp_path / "s.zarr", overwrite=True)
     monkeypatch.setattr(io.os, "replace", real_replace)
     assert listing(tmp_path) == ["s.zarr"]
     with open_any(tmp_path / "s.zarr") as back:
@@ -312,7 +316,7 @@ def test_a_previous_store_moved_aside_is_put_back(tmp_path):
 
     aside = leftover(dest, dead_pid(), io.OLD_SUFFIX, previous)
     with pytest.raises(ValueError, match="boom"):
-        write_dataset(failing(field(), ValueError), dest)
+        write_dataset(failing(field(), ValueError), dest, overwrite=True)
     assert listing(tmp_path) == ["out.zarr"]  # the stale copy is gone, the result kept
     with open_any(dest) as back:
         assert back.attrs["title"] == "previous"
@@ -337,50 +341,86 @@ def _umask() -> int:
     return mask
 
 
-class _HeldBlocks(Callback):
-    """The most arrays with a time axis held in dask's cache at once while computing."""
+class _Computes(Callback):
+    """Per dask compute: the tasks of the graph the scheduler was given (after culling),
+    and the most arrays with a time axis held in dask's cache at once."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.most = 0
+        self.tasks: list[int] = []
+        self.held: list[int] = []
+
+    def _start(self, dsk) -> None:
+        self.tasks.append(len(dsk))
+        self.held.append(0)
 
     def _posttask(self, key, result, dsk, state, id) -> None:
         held = sum(
             isinstance(v, np.ndarray) and v.ndim >= 3 and v.size > 0
             for v in state["cache"].values()
         )
-        self.most = max(self.most, held)
+        self.held[-1] = max(self.held[-1], held)
 
 
 def lazy_field(nt: int, n: int, lon0: float, step: float, lat_chunk: int) -> xr.DataArray:
     """``nt`` steps made inside the graph (as when reading a store), 2 steps a chunk."""
     one = sst_field(1, n, n, lon0=lon0, lat0=-45.0, step=step)
+    lat_step = min(step, 90.0 / n)  # a global field's latitudes stay within -45..45
+    one = one.assign_coords(lat=("lat", -45.0 + lat_step * (0.5 + np.arange(n)), one.lat.attrs))
     data = dsa.zeros((nt, n, n), chunks=(2, lat_chunk, n), dtype="float32") + one.values[0]
     time = one["time"].values[0] + np.arange(nt).astype("timedelta64[D]")
     return one.isel(time=[0] * nt).copy(data=data).assign_coords(time=time)
 
 
-@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
-@pytest.mark.parametrize(
+STREAMED_CASES = pytest.mark.parametrize(
     ("n", "lon0", "step", "lat_chunk"),
     [(16, 120.0, 0.25, 16), (16, 0.0, 22.5, 16), (32, 120.0, 0.25, 16)],
     ids=["regional", "global", "chunked-in-space"],
 )
+
+
+def _largest_compute(
+    tmp_path: Path, scheduler: str, n: int, lon0: float, step: float, lat_chunk: int
+) -> dict[int, tuple[int, int]]:
+    """Record length -> (tasks, blocks held) of the largest compute writing it to zarr."""
+    model = make_model(4, architecture=SMALL_ARCH)
+    largest = {}
+    for nt in (48, 192):
+        out = xsstsr.downscale(lazy_field(nt, n, lon0, step, lat_chunk), model=model, device="cpu")
+        with dask.config.set(scheduler=scheduler, num_workers=2), _Computes() as computes:
+            write_dataset(out, tmp_path / f"{nt}.zarr")
+        largest[nt] = (max(computes.tasks), max(computes.held))
+        written = xr.open_zarr(tmp_path / f"{nt}.zarr")["sst"]
+        np.testing.assert_allclose(written.values, out.values, rtol=0, atol=1e-6)
+    return largest
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
+@STREAMED_CASES
 def test_streaming_write_holds_the_same_whatever_the_record_length(
     tmp_path: Path, scheduler: str, n: int, lon0: float, step: float, lat_chunk: int
 ) -> None:
-    # Written in one graph, dask's ordering held more blocks the longer the record
-    # (regional: 9 at 48 steps, 28 at 192; chunked in space: 99 and 387).
-    model = make_model(4, architecture=SMALL_ARCH)
-    held = {}
-    for nt in (48, 192):
-        out = xsstsr.downscale(lazy_field(nt, n, lon0, step, lat_chunk), model=model, device="cpu")
-        with dask.config.set(scheduler=scheduler, num_workers=2), _HeldBlocks() as held_blocks:
-            write_dataset(out, tmp_path / f"{nt}.zarr")
-        held[nt] = held_blocks.most
-        written = xr.open_zarr(tmp_path / f"{nt}.zarr")["sst"]
-        np.testing.assert_allclose(written.values, out.values, rtol=0, atol=1e-6)
-    assert held[192] <= held[48] + 2, held
+    # What one compute can hold is bounded by its graph: a pass's graph must not grow with
+    # the record (in one graph: regional 147 tasks at 48 steps, 579 at 192; chunked in
+    # space 628 and 2500, holding 99 and 387 blocks). The graph is deterministic, as is
+    # the synchronous scheduler's order; the threads' order depends on timing and load,
+    # so what they hold at once is not compared.
+    largest = _largest_compute(tmp_path, scheduler, n, lon0, step, lat_chunk)
+    (tasks_48, held_48), (tasks_192, held_192) = largest[48], largest[192]
+    assert tasks_192 <= tasks_48, largest
+    if scheduler == "synchronous":
+        assert held_192 <= held_48, largest
+
+
+def test_the_streaming_measure_sees_one_graph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without passes (one graph per store), the measure above grows with the record."""
+    monkeypatch.setattr(io, "MIN_CHUNKS_PER_PASS", 10**9)
+    largest = _largest_compute(tmp_path, "synchronous", 32, 120.0, 0.25, 16)
+    (tasks_48, held_48), (tasks_192, held_192) = largest[48], largest[192]
+    assert tasks_192 > 3 * tasks_48, largest
+    assert held_192 > 3 * held_48, largest
 
 
 @pytest.fixture
@@ -415,7 +455,7 @@ def test_failure_in_a_later_pass_keeps_the_existing_store(
     old = field(nt=8) + 100.0
     write_dataset(old, tmp_path / "s.zarr")
     with pytest.raises(exc, match="boom"):  # block 5 is in the third pass of two chunks
-        write_dataset(failing(field(nt=8), exc, block=5), tmp_path / "s.zarr")
+        write_dataset(failing(field(nt=8), exc, block=5), tmp_path / "s.zarr", overwrite=True)
     assert listing(tmp_path) == ["s.zarr"]
     with open_any(tmp_path / "s.zarr") as back:
         xr.testing.assert_allclose(back["sst"].load(), old)
@@ -438,5 +478,227 @@ def test_accessor_write_delegates(tmp_path: Path) -> None:
     for name in ("a.zarr", "d.nc"):
         with open_any(tmp_path / name) as back:
             xr.testing.assert_allclose(back["sst"].load(), da.compute())
-    with pytest.raises(FileExistsError, match="overwrite=True"):
-        da.sstsr.write(tmp_path / "a.zarr", overwrite=False)
+    with pytest.raises(WriteError, match="overwrite=True"):
+        da.sstsr.write(tmp_path / "a.zarr")
+    da.sstsr.write(tmp_path / "a.zarr", overwrite=True)  # forwarded to write_dataset
+
+
+# -- refusals before any compute ------------------------------------------------------------
+
+
+class _Starts(Callback):
+    """Counts the dask computes started (any local scheduler)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def _start(self, dsk) -> None:
+        self.count += 1
+
+
+def observed(calls: list[int]) -> xr.Dataset:
+    """A lazy dataset whose computed blocks are recorded in ``calls``."""
+    da = field().chunk(time=1)
+
+    def record(x: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        calls.append(block_info[0]["chunk-location"][0])
+        return x
+
+    # meta given: dask does not call ``record`` on a dummy to infer it
+    meta = np.empty((0, 0, 0), dtype=da.dtype)
+    return da.copy(data=dsa.map_blocks(record, da.data, meta=meta)).to_dataset()
+
+
+def _parent_is_a_file(tmp: Path, ds: xr.Dataset) -> tuple[xr.Dataset, Path, dict]:
+    (tmp / "notes").write_text("a file, not a folder")
+    return ds, tmp / "notes" / "out.nc", {}
+
+
+def _grandparent_is_a_file(tmp: Path, ds: xr.Dataset) -> tuple[xr.Dataset, Path, dict]:
+    (tmp / "notes").write_text("a file, not a folder")
+    return ds, tmp / "notes" / "sub" / "out.zarr", {"overwrite": True}
+
+
+def _netcdf_path_is_a_directory(tmp: Path, ds: xr.Dataset) -> tuple[xr.Dataset, Path, dict]:
+    (tmp / "out.nc").mkdir()
+    return ds, tmp / "out.nc", {"overwrite": True}
+
+
+def _zarr_path_is_a_file(tmp: Path, ds: xr.Dataset) -> tuple[xr.Dataset, Path, dict]:
+    (tmp / "out.zarr").write_bytes(b"not a store")
+    return ds, tmp / "out.zarr", {"overwrite": True}
+
+
+def _directory_not_a_store(tmp: Path, ds: xr.Dataset) -> tuple[xr.Dataset, Path, dict]:
+    (tmp / "out.zarr").mkdir()
+    (tmp / "out.zarr" / "results.csv").write_text("a,b\n1,2\n")
+    return ds, tmp / "out.zarr", {"overwrite": True}
+
+
+def _existing(name: str) -> object:
+    def make(tmp: Path, ds: xr.Dataset) -> tuple[xr.Dataset, Path, dict]:
+        write_dataset(field() + 100.0, tmp / name)  # in memory: no dask compute
+        return ds, tmp / name, {}
+
+    return make
+
+
+def _attr(where: str, value: object) -> object:
+    def make(tmp: Path, ds: xr.Dataset) -> tuple[xr.Dataset, Path, dict]:
+        target = ds if where == "dataset" else ds[where]
+        target.attrs["flag"] = value
+        return ds, tmp / "out.nc", {}
+
+    return make
+
+
+REFUSALS = {
+    "parent-is-a-file": (_parent_is_a_file, errno.ENOTDIR, r"'.*notes' is a file, not a folder"),
+    "grandparent-is-a-file": (_grandparent_is_a_file, errno.ENOTDIR, r"is a file, not a folder"),
+    "netcdf-path-is-a-directory": (
+        _netcdf_path_is_a_directory,
+        errno.EISDIR,
+        r"is a directory, and a netCDF output is a single file; choose another name",
+    ),
+    "zarr-path-is-a-file": (
+        _zarr_path_is_a_file,
+        errno.ENOTDIR,
+        r"is a file, and a zarr store is a directory; choose another name",
+    ),
+    "directory-not-a-zarr-store": (
+        _directory_not_a_store,
+        errno.EEXIST,
+        r"not a zarr store, and replacing it would delete what it holds",
+    ),
+    "existing-netcdf": (_existing("out.nc"), errno.EEXIST, r"exists; pass overwrite=True"),
+    "existing-zarr": (_existing("out.zarr"), errno.EEXIST, r"exists; pass overwrite=True"),
+    "bool-attr-of-dataset": (
+        _attr("dataset", True),
+        errno.EINVAL,
+        r"attribute 'flag' of the dataset is a bool \(True\).*int\(\) for a bool",
+    ),
+    "dict-attr-of-variable": (
+        _attr("sst", {"a": 1}),
+        errno.EINVAL,
+        r"attribute 'flag' of variable 'sst' is a dict.*json\.dumps\(\)",
+    ),
+    "none-attr-of-coordinate": (
+        _attr("lat", None),
+        errno.EINVAL,
+        r"attribute 'flag' of coordinate 'lat' is None.*or drop it",
+    ),
+    "nested-list-attr": (_attr("lon", [[1, 2], [3, 4]]), errno.EINVAL, r"a nested list"),
+    "mixed-list-attr": (_attr("sst", ["a", 1]), errno.EINVAL, r"mixing strings and numbers"),
+}
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize("accessor", [False, True], ids=["write_dataset", "accessor"])
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_refused_before_any_compute(tmp_path: Path, case: str, accessor: bool) -> None:
+    make, code, message = REFUSALS[case]
+    calls: list[int] = []
+    ds, dest, kwargs = make(tmp_path, observed(calls))
+    before = _tree(tmp_path)
+    write = ds.sstsr.write if accessor else lambda path, **kw: write_dataset(ds, path, **kw)
+    with _Starts() as starts, pytest.raises(WriteError, match=message) as info:
+        write(dest, **kwargs)
+    assert isinstance(info.value, OSError)
+    assert info.value.errno == code
+    assert calls == []  # no block of the graph was computed
+    assert starts.count == 0  # nor any compute started
+    assert _tree(tmp_path) == before  # nothing created, nothing replaced
+    # the graph is whole: computing it now runs every block once
+    ds.compute()
+    assert sorted(calls) == list(range(ds.sizes["time"]))
+
+
+def test_attributes_netcdf_stores_are_written(tmp_path: Path) -> None:
+    ds = (
+        field()
+        .to_dataset()
+        .assign_attrs(
+            valid_range=[-2.0, 40.0], sources=["a", "b"], levels=np.arange(3), count=np.int8(3)
+        )
+    )
+    write_dataset(ds, tmp_path / "ok.nc")
+    with open_any(tmp_path / "ok.nc") as back:
+        np.testing.assert_array_equal(back.attrs["valid_range"], [-2.0, 40.0])
+        assert list(back.attrs["sources"]) == ["a", "b"]
+
+
+def test_zarr_stores_what_netcdf_cannot(tmp_path: Path) -> None:
+    ds = field().to_dataset().assign_attrs(flag=True, meta={"a": 1}, nothing=None)
+    write_dataset(ds, tmp_path / "ok.zarr")
+    with open_any(tmp_path / "ok.zarr") as back:
+        assert back.attrs["flag"] is True
+        assert back.attrs["meta"] == {"a": 1}
+
+
+def test_an_empty_directory_is_replaced_by_a_store(tmp_path: Path) -> None:
+    (tmp_path / "out.zarr").mkdir()
+    write_dataset(field(), tmp_path / "out.zarr", overwrite=True)
+    with open_any(tmp_path / "out.zarr") as back:
+        xr.testing.assert_allclose(back["sst"].load(), field())
+
+
+# -- a full disk -------------------------------------------------------------------------------
+
+
+FULL_DISK = """
+import resource, signal, sys
+import numpy as np, xarray as xr
+from xsstsr.errors import WriteError
+from xsstsr.io import write_dataset
+
+dest = sys.argv[1]
+rng = np.random.default_rng(0)  # random: compression cannot make it fit
+ds = xr.Dataset({"sst": (("time", "lat", "lon"), rng.random((8, 64, 64)))}).chunk(time=4)
+# past RLIMIT_FSIZE a write fails with EFBIG (SIGXFSZ would kill the process instead)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    write_dataset(ds, dest, overwrite=True)
+except WriteError as err:
+    print(f"WriteError errno={err.errno}: {err}")
+else:
+    print("written")
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE and SIGXFSZ are POSIX")
+@pytest.mark.parametrize("name", FORMATS)
+def test_full_disk_is_a_write_error_and_keeps_the_existing_file(tmp_path: Path, name: str) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "out"
+    dest = folder / name
+    write_dataset(field() + 100.0, dest)  # a few kB: under the limit the writer gets
+    before = _tree(folder)
+    script = tmp_path / "writer.py"
+    script.write_text(FULL_DISK)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root, "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(dest)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"WriteError errno={errno.EFBIG}: the disk is full" in done.stdout, (
+        done.stdout + done.stderr[-3000:]
+    )
+    assert "free space in" in done.stdout
+    assert _tree(folder) == before  # the old bytes, and no temporary beside them
+    with open_any(dest) as back:
+        xr.testing.assert_allclose(back["sst"].load(), field() + 100.0)

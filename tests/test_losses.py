@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xsstsr.errors import LossConfigError
+from xsstsr.errors import InputDataError, LossConfigError, ModelMismatchError
 from xsstsr.losses import (
     METHOD_CONFIGS,
     LossConfig,
@@ -351,9 +351,9 @@ def test_pointwise_loss_half_precision_uses_float32() -> None:
 
 
 def test_pointwise_loss_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(InputDataError, match="same shape"):
         pointwise_loss(torch.zeros(2, 3), torch.zeros(3, 2), GUMBEL_11)
-    with pytest.raises(ValueError, match="broadcast"):
+    with pytest.raises(InputDataError, match="broadcast"):
         pointwise_loss(torch.zeros(2, 3), torch.zeros(2, 3), GUMBEL_11, mask=torch.ones(2))
     with pytest.raises(LossConfigError, match="make_loss_config"):
         pointwise_loss(torch.zeros(2), torch.zeros(2), "mse")  # type: ignore[arg-type]
@@ -494,7 +494,7 @@ def test_wgan_gp_is_reproducible_with_a_seeded_generator() -> None:
 
 def test_critic_with_wrong_output_shape_is_rejected() -> None:
     real, fake, cond = _fields()
-    with pytest.raises(ValueError, match="one score per sample"):
+    with pytest.raises(ModelMismatchError, match="one score per sample"):
         critic_loss(lambda x, c: x.flatten(1), real, fake, cond)
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(InputDataError, match="same shape"):
         gradient_penalty(lambda x, c: x.flatten(1).sum(1), real, fake[:2], cond)

@@ -16,7 +16,13 @@ from matplotlib.figure import Figure  # noqa: E402
 import xsstsr  # noqa: E402
 from xsstsr import plotting  # noqa: E402
 from xsstsr.datasets import coarsen_truth  # noqa: E402
-from xsstsr.errors import StationsError  # noqa: E402
+from xsstsr.errors import (  # noqa: E402
+    InputDataError,
+    InputTypeError,
+    ModelMismatchError,
+    OptionError,
+    StationsError,
+)
 from xsstsr.model import Model  # noqa: E402
 
 FINE = dict(ny=32, nx=32, step=0.0625, lat0=33.0, lon0=124.0)
@@ -98,10 +104,12 @@ def test_plot_compare_older_calling_form_and_baseline(
         "truth (32x32)",
     ]
     assert fig.get_suptitle() == "time = 2021-01-03"
-    with pytest.raises(TypeError, match="not both"):
+    with pytest.raises(InputTypeError, match="not both"):
         xsstsr.plot_compare(coarse, coarse, result=hi)
-    with pytest.raises(ValueError, match="coarse="):
+    with pytest.raises(OptionError, match="pass coarse="):
         xsstsr.plot_compare(hi, baseline="bicubic")
+    with pytest.raises(OptionError, match="baseline must be one of"):
+        xsstsr.plot_compare(hi, coarse, baseline="cubic")
 
 
 def test_plot_compare_converts_kelvin(hi: xr.DataArray, truth: xr.DataArray) -> None:
@@ -113,8 +121,17 @@ def test_plot_compare_converts_kelvin(hi: xr.DataArray, truth: xr.DataArray) -> 
 
 
 def test_plot_compare_all_nan(hi: xr.DataArray) -> None:
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(InputDataError, match="pick another one with time="):
         xsstsr.plot_compare(hi * np.nan)
+
+
+def test_plot_compare_bad_time_and_cmap(hi: xr.DataArray) -> None:
+    with pytest.raises(OptionError, match="time='2021-01-01'"):
+        xsstsr.plot_compare(hi, time="not a date")
+    with pytest.raises(OptionError, match="time='2021-01-01'"):
+        xsstsr.plot_compare(hi, time=3)
+    with pytest.raises(OptionError, match="cmap='RdYlBu_r'"):
+        xsstsr.plot_compare(hi, cmap="no-such-map")
 
 
 def test_plot_compare_dataset(hi: xr.DataArray, coarse: xr.DataArray) -> None:
@@ -151,9 +168,9 @@ def test_plot_spectrum_options(hi: xr.DataArray, coarse: xr.DataArray) -> None:
     assert "cycles per km" in ax.get_xlabel()
     fig = xsstsr.plot_spectrum(hi.chunk(time=1))
     assert [line.get_label() for line in fig.axes[0].get_lines()] == ["downscaled"]
-    with pytest.raises(ValueError, match="units"):
+    with pytest.raises(OptionError, match="units"):
         xsstsr.plot_spectrum(hi, units="miles")
-    with pytest.raises(ValueError, match="nan"):
+    with pytest.raises(OptionError, match="nan"):
         xsstsr.plot_spectrum(hi, nan="zero")
 
 
@@ -184,7 +201,7 @@ def test_plot_stations_choices(hi: xr.DataArray, stations: pd.DataFrame) -> None
     assert sum(not ax.get_visible() for ax in fig.axes) == 1
     with pytest.raises(StationsError, match="not in the table"):
         xsstsr.plot_stations(hi, stations, station_ids=["Z"])
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(OptionError, match="positive integer"):
         xsstsr.plot_stations(hi, stations, n=0)
 
 
@@ -212,5 +229,7 @@ def test_plot_history() -> None:
 
 
 def test_plot_history_needs_history() -> None:
-    with pytest.raises(ValueError, match="no training history"):
+    with pytest.raises(ModelMismatchError, match=r"no training history.*xsstsr\.fit"):
         plotting.plot_history(Model(make_model(4, 1).state, make_model(4, 1).metadata))
+    with pytest.raises(InputTypeError, match="xsstsr Model"):
+        plotting.plot_history("weights.safetensors")  # type: ignore[arg-type]

@@ -115,7 +115,11 @@ def fine_expected(coarse: np.ndarray, upsample: int, pool: int) -> np.ndarray:
 
 
 def coarse_of(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
-    """Index of the coarse cell that holds each fine centre."""
+    """Index of the coarse cell that holds each fine centre (a centre on a coarse cell
+    boundary, at factor 2.5, goes to the upper cell in ascending order: descending data
+    are downscaled in ascending order and flipped back)."""
+    if coarse[0] > coarse[-1]:
+        return coarse.size - 1 - coarse_of(fine[::-1], coarse[::-1])[::-1]
     step = (coarse[-1] - coarse[0]) / (coarse.size - 1)
     return np.floor((fine - (coarse[0] - step / 2)) / step + 1e-9).astype(int)
 

@@ -318,3 +318,61 @@ def test_sample_field_without_time() -> None:
     out = sample_field(linear_field(with_time=False), frame, "lat", "lon", None)
     np.testing.assert_allclose(out["model"], exact(35.1, 126.33, 0.0), atol=1e-9)
     assert len(out) == len(frame)
+
+
+# -- times, units and layouts as real tables come ----------------------------------------
+
+
+def test_timezone_aware_times_are_converted_to_utc() -> None:
+    plain = read_stations(table())
+    aware = table(time=np.tile(TIMES.tz_localize("UTC").tz_convert("Asia/Seoul"), 2))
+    got = read_stations(aware)
+    pd.testing.assert_frame_equal(got, plain, check_dtype=False)
+    assert got["time"].dt.tz is None
+
+
+def test_mixed_offsets_are_converted_to_utc() -> None:
+    frame = table().iloc[:2].copy()
+    frame["time"] = ["2020-01-01T09:00:00+09:00", "2020-01-02T00:00:00+00:00"]
+    got = read_stations(frame)
+    assert list(got["time"]) == [pd.Timestamp("2020-01-01"), pd.Timestamp("2020-01-02")]
+
+
+def test_cftime_times_become_datetimes() -> None:
+    cftime = pytest.importorskip("cftime")
+    dates = [cftime.DatetimeNoLeap(2020, 1, d + 1) for d in range(4)]
+    got = read_stations(table(time=np.tile(np.array(dates, dtype=object), 2)))
+    pd.testing.assert_frame_equal(got, read_stations(table()), check_dtype=False)
+
+
+def test_cftime_dates_outside_the_gregorian_calendar_are_refused() -> None:
+    cftime = pytest.importorskip("cftime")
+    dates = np.array([cftime.Datetime360Day(2020, 2, 30)] * 8, dtype=object)
+    with pytest.raises(StationsError, match="to_datetimeindex"):
+        read_stations(table(time=dates))
+
+
+def test_kelvin_tables_need_units_k() -> None:
+    kelvin = table(sst=table()["sst"] + 273.15)
+    pd.testing.assert_frame_equal(
+        read_stations(kelvin, units="K"), read_stations(table()), check_exact=False, atol=1e-9
+    )
+    with pytest.raises(StationsError, match="look like kelvin: pass units='K'"):
+        read_stations(kelvin)
+    with pytest.raises(StationsError, match="look like degC"):
+        read_stations(table(), units="K")
+
+
+def test_dataset_made_from_the_table_the_natural_way() -> None:
+    frame = table().iloc[[0, 1, 2, 5, 6]]  # B lacks some days: NaN holes in (station, time)
+    ds = frame.set_index(["station", "time"]).to_xarray()
+    assert ds["lat"].dims == ("station", "time")
+    pd.testing.assert_frame_equal(read_stations(ds), read_stations(frame), check_dtype=False)
+
+
+def test_moving_station_in_a_dataset_is_still_refused() -> None:
+    frame = table()
+    frame.loc[1, "lat"] = 35.5  # station A moves on its second day
+    ds = frame.set_index(["station", "time"]).to_xarray()
+    with pytest.raises(StationsError, match="change position over time"):
+        read_stations(ds)

@@ -11,7 +11,9 @@ import json
 import pickle
 import struct
 import threading
+import time
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +21,17 @@ import pandas as pd
 import pooch.core
 import pytest
 import torch
-from conftest import make_model, sst_field
+from cases_weights import Trickler, refused_url
+from conftest import SMALL_ARCH, make_model, sst_field
 from safetensors.numpy import save as st_save
+from safetensors.torch import save as torch_save
 
 import xsstsr
 import xsstsr.model
 import xsstsr.weights
-from xsstsr.model import Model, ModelRef, resolve_ref
+from xsstsr._version import __version__
+from xsstsr.model import Model, ModelRef, new_metadata, resolve_ref
+from xsstsr.weights import Timeouts, download_timeouts
 
 
 def sha256(data: bytes) -> str:
@@ -78,6 +84,67 @@ def test_save_load_round_trip(trained, tmp_path):
     assert half.sha256 != trained.sha256
     for key, value in trained.state.items():
         np.testing.assert_allclose(half.state[key], value, rtol=1e-3, atol=1e-4)
+
+
+def resaved(model: Model, dtype: torch.dtype) -> bytes:
+    """``model``'s file with its weights in ``dtype``, written by safetensors' torch API
+    (torch rounds to bfloat16 to nearest even, as other writers do)."""
+    tensors = {k: torch.from_numpy(v).to(dtype) for k, v in model.state.items()}
+    return torch_save(tensors, metadata={"xsstsr": json.dumps(model.metadata)})
+
+
+@pytest.mark.parametrize(
+    ("dtype", "code"),
+    [
+        (torch.float16, "F16"),
+        (torch.bfloat16, "BF16"),
+        (torch.float32, "F32"),
+        (torch.float64, "F64"),
+    ],
+    ids=["float16", "bfloat16", "float32", "float64"],
+)
+def test_weights_of_every_float_dtype_load(dtype, code, tmp_path):
+    model = make_model(4, 1, seed=5, name="dtype-x4", architecture=SMALL_ARCH, scale=0.05)
+    data = resaved(model, dtype)
+    (size,) = struct.unpack("<Q", data[:8])
+    assert json.loads(data[8 : 8 + size])["head.weight"]["dtype"] == code
+    path = tmp_path / f"{code}.safetensors"
+    path.write_bytes(data)
+
+    loaded = xsstsr.load_model(path)
+    assert loaded.sha256 == sha256(data)
+    for key, value in model.state.items():
+        assert loaded.state[key].dtype == np.float32
+        # exactly the stored numbers, widened: the bfloat16 bits are decoded without torch
+        stored = torch.from_numpy(value).to(dtype).to(torch.float32).numpy()
+        np.testing.assert_array_equal(loaded.state[key], stored)
+
+    da = sst_field(nt=3, ny=12, nx=12)
+    expected = xsstsr.downscale(da, model=model, device="cpu").values
+    got = xsstsr.downscale(da, model=loaded, device="cpu").values
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    if code in ("F32", "F64"):  # float32 numbers survive float64 exactly
+        np.testing.assert_array_equal(got, expected)
+    else:  # the weights' rounding shows, within the dtype's epsilon (in K)
+        diff = np.nanmax(np.abs(got - expected))
+        assert 0 < diff <= torch.finfo(dtype).eps
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.uint8, torch.bool])
+def test_weights_of_other_dtypes_refused(trained, dtype):
+    data = resaved(trained, dtype)
+    with pytest.raises(xsstsr.WeightsError, match="must be floating point") as info:
+        Model.from_bytes(data)
+    assert not isinstance(info.value, xsstsr.MetadataError)
+
+
+def test_float64_beyond_float32_refused_without_warning(trained):
+    state = {k: v.astype("float64") for k, v in trained.state.items()}
+    state["head.bias"][0] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from the cast
+        with pytest.raises(xsstsr.WeightsError, match="beyond float32's range"):
+            Model.from_bytes(raw(trained.metadata, state))
 
 
 def test_file_is_safetensors_not_pickle(trained, tmp_path, monkeypatch):
@@ -171,6 +238,45 @@ def test_bad_metadata(trained, key, value):
     data = raw(_edit(trained.metadata, key, value), trained.state)
     with pytest.raises(xsstsr.MetadataError):
         Model.from_bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("std", 1e-30, r"'std' is 1e-30, below the 0\.001 degC minimum"),
+        ("std", 5e-324, r"'std' is 4\.94066e-324, .*subnormal"),
+        ("std", 0.0, r"'std' is 0\.0; it must be a positive number"),
+        ("std", -1.0, r"'std' is -1\.0; it must be a positive number"),
+        ("std", 1e6, r"'std' is 1e\+06, above the 100 degC maximum"),
+        ("mean", 1e6, r"'mean' is 1e\+06, far outside SST in degC \(-10\.\.50\)"),
+        ("mean", -300.0, r"'mean' is -300, far outside SST in degC"),
+        ("mean", 300.0, r"'mean' is 300, which is kelvin.*mean - 273\.15 = 26\.85"),
+    ],
+)
+def test_implausible_normalisation_refused(trained, key, value, message):
+    meta = _edit(trained.metadata, f"normalisation.{key}", value)
+    fix = r"re-save the model with xsstsr\.model\.new_metadata\(mean=\.\.\., std=\.\.\.\)"
+    with pytest.raises(xsstsr.MetadataError, match=message) as info:
+        Model.from_bytes(raw(meta, trained.state))
+    info.match(fix)
+    with pytest.raises(xsstsr.MetadataError, match=message):
+        Model(trained.state, meta)  # a model in memory is held to the same
+    norm = {"mean": 15.0, "std": 8.0, key: value}
+    with pytest.raises(xsstsr.MetadataError, match=message):  # and a fresh metadata
+        new_metadata(name="n", upsample=4, pool=1, window=1, inputs=["sst"], **norm)
+
+
+@pytest.mark.parametrize(("mean", "std"), [(-1.8, 0.02), (35.0, 5.0), (0.0, 1.0)])
+def test_plausible_normalisation_loads(trained, mean, std):
+    meta = _edit(trained.metadata, "normalisation", {"mean": mean, "std": std, "units": "degC"})
+    assert Model.from_bytes(raw(meta, trained.state)).normalisation == (mean, std)
+
+
+def test_precision_must_be_a_choice(trained, tmp_path):
+    with pytest.raises(xsstsr.OptionError, match="precision='float16'") as info:
+        trained.save(tmp_path / "m.safetensors", precision="bfloat16")
+    assert isinstance(info.value, ValueError)
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_bad_metadata_json_and_state(trained):
@@ -377,10 +483,11 @@ def test_offline_uses_shipped_copy(release):
     with pytest.raises(xsstsr.WeightsIntegrityError, match="tampered"):
         xsstsr.load_model("sst-x4")
 
-    # offline, with no shipped copy at all
-    with pytest.raises(xsstsr.WeightsError, match="XSSTSR_WEIGHTS_URL") as info:
+    # offline, with no shipped copy at all: the refused URL is named
+    with pytest.raises(xsstsr.DownloadError, match="XSSTSR_WEIGHTS_URL") as info:
         xsstsr.load_model("sst-x2.5")
-    assert not isinstance(info.value, xsstsr.WeightsIntegrityError)
+    assert f"from {release.server.url}sst-x2.5.safetensors: cannot connect" in str(info.value)
+    assert isinstance(info.value, OSError)
 
 
 def test_shipped_copy_without_mirror(release, monkeypatch):
@@ -439,3 +546,155 @@ def test_fetch_all(release):
     release.server.stop()  # now offline: everything is cached
     assert sorted(xsstsr.fetch_all()) == sorted(paths)
     assert xsstsr.load_model("sst-x2.5").factor == 2.5
+
+
+# -- mirror URLs and time limits ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("example.org/weights", "has no scheme"),
+        ("127.0.0.1:8000/weights/", "has no scheme"),
+        ("ftp://example.org/weights/", "the scheme 'ftp'"),
+        ("https://example.org/{}/", r"braces other than \{version\}"),
+        ("https://example.org/{name}/", r"braces other than \{version\}"),
+        ("https://example.org/{version/", r"braces other than \{version\}"),
+        ("http:///weights/", "has no host"),
+        ("http://[::1/weights/", "is not a valid URL"),
+        ("https://exa mple.org/weights/", "is not a valid URL"),
+        ("https://example.org:port/weights/", "is not a valid URL"),
+        ("https://example.org/weights?token=1", "has a query"),
+    ],
+)
+def test_malformed_mirror_refused(release, monkeypatch, url, problem):
+    monkeypatch.setenv("XSSTSR_WEIGHTS_URL", url)
+    # even with a shipped copy: the mirror asked for is the user's to fix
+    (release.shipped / "sst-x4.safetensors").write_bytes(release.blobs["sst-x4"])
+    with pytest.raises(xsstsr.DownloadError, match=problem) as info:
+        xsstsr.load_model("sst-x4")
+    info.match(r"e\.g\. XSSTSR_WEIGHTS_URL=https://example\.org/xsstsr/weights/")
+    assert release.server.requests == []
+
+
+def test_mirror_with_version_template(release, monkeypatch):
+    versioned = release.served / f"v{__version__}"
+    versioned.mkdir()
+    (versioned / "sst-x4.safetensors").write_bytes(release.blobs["sst-x4"])
+    monkeypatch.setenv("XSSTSR_WEIGHTS_URL", release.server.url + "{version}")
+    assert xsstsr.load_model("sst-x4").sha256 == release.models["sst-x4"].sha256
+    assert release.server.requests == [f"/v{__version__}/sst-x4.safetensors"]
+
+
+def test_file_mirror(release, monkeypatch):
+    monkeypatch.setenv("XSSTSR_WEIGHTS_URL", release.served.as_uri())
+    assert xsstsr.load_model("sst-x4").sha256 == release.models["sst-x4"].sha256
+    assert (release.cache / "sst-x4.safetensors").read_bytes() == release.blobs["sst-x4"]
+    (release.served / "sst-x2.5.safetensors").unlink()
+    with pytest.raises(xsstsr.DownloadError, match=r"sst-x2\.5\.safetensors: .*No such file"):
+        xsstsr.load_model("sst-x2.5")
+    assert release.server.requests == []
+
+
+def test_mirror_without_the_file(release):
+    (release.served / "sst-x4.safetensors").unlink()
+    with pytest.raises(xsstsr.DownloadError, match="answered HTTP 404") as info:
+        xsstsr.load_model("sst-x4")
+    info.match(f"from {release.server.url}sst-x4.safetensors")
+    assert release.server.requests == ["/sst-x4.safetensors"] * 3  # pooch retried twice
+
+
+def test_refused_connection_names_the_url(release, monkeypatch):
+    url = refused_url()
+    monkeypatch.setenv("XSSTSR_WEIGHTS_URL", url)
+    with pytest.raises(xsstsr.DownloadError, match="cannot connect") as info:
+        xsstsr.weights.fetch("sst-x4")
+    assert f"{url}sst-x4.safetensors" in str(info.value)
+    assert release.waits == [1, 2]  # a refusal may be a restart: retried
+
+
+def test_host_refused_by_urllib3_is_a_download_error(release, monkeypatch):
+    """A host only urllib3 refuses (at connection time) is not a hash mismatch."""
+    monkeypatch.setenv("XSSTSR_WEIGHTS_URL", "http://a..b/weights/")
+    with pytest.raises(xsstsr.DownloadError, match=r"cannot connect \(Failed to parse"):
+        xsstsr.weights.fetch("sst-x4")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", Timeouts(10, 30, 300)),
+        ("600", Timeouts(10, 30, 600)),
+        (" 5 ", Timeouts(5, 5, 5)),  # a total below the defaults bounds them too
+        ("1,2,3.5", Timeouts(1, 2, 3.5)),
+    ],
+)
+def test_download_timeouts(monkeypatch, text, expected):
+    monkeypatch.setenv("XSSTSR_DOWNLOAD_TIMEOUT", text)
+    assert download_timeouts() == expected
+
+
+@pytest.mark.parametrize("text", ["fast", "0", "-1", "nan", "inf", "1,2", "1,2,3,4", "1,,3"])
+def test_bad_download_timeouts_refused(monkeypatch, text):
+    monkeypatch.setenv("XSSTSR_DOWNLOAD_TIMEOUT", text)
+    with pytest.raises(xsstsr.OptionError, match=r"XSSTSR_DOWNLOAD_TIMEOUT=10,30,600"):
+        download_timeouts()
+
+
+@pytest.mark.parametrize("length", [True, False], ids=["with-length", "without-length"])
+def test_trickling_mirror_cut_off_at_the_deadline(release, monkeypatch, length):
+    """One byte every 50 ms never trips a 1 s read timeout; the 1 s total does."""
+    trickler = Trickler(release.blobs["sst-x4"], every=0.05, length=length)
+    monkeypatch.setenv("XSSTSR_WEIGHTS_URL", trickler.url)
+    monkeypatch.setenv("XSSTSR_DOWNLOAD_TIMEOUT", "1")
+    started = time.monotonic()
+    try:
+        with pytest.raises(xsstsr.DownloadError, match="did not finish in 1 s") as info:
+            xsstsr.load_model("sst-x4")
+    finally:
+        trickler.stop()
+    assert 1 <= time.monotonic() - started < 2.5
+    info.match(r"too slow or stalled\. Set XSSTSR_WEIGHTS_URL to another mirror")
+    assert trickler.requests == ["/sst-x4.safetensors"]  # the deadline is not retried
+    assert not release.cache.exists() or list(release.cache.iterdir()) == []  # no temporaries
+    time.sleep(0.2)  # the abandoned transfer stops at its next byte
+    assert not [t for t in threading.enumerate() if t.name == "xsstsr-download"]
+
+    # a shipped copy is the fallback, as when offline
+    (release.shipped / "sst-x4.safetensors").write_bytes(release.blobs["sst-x4"])
+    trickler = Trickler(release.blobs["sst-x4"], every=0.05, length=length)
+    monkeypatch.setenv("XSSTSR_WEIGHTS_URL", trickler.url)
+    monkeypatch.setenv("XSSTSR_DOWNLOAD_TIMEOUT", "0.3")
+    try:
+        assert xsstsr.load_model("sst-x4").source == str(release.shipped / "sst-x4.safetensors")
+    finally:
+        trickler.stop()
+
+
+def test_stalled_mirror_times_out(release, monkeypatch):
+    """A server that accepts and never answers: the read timeout, then the deadline."""
+    trickler = Trickler(release.blobs["sst-x4"], stall=True)
+    monkeypatch.setenv("XSSTSR_WEIGHTS_URL", trickler.url)
+    monkeypatch.setenv("XSSTSR_DOWNLOAD_TIMEOUT", "0.5,0.5,1")
+    started = time.monotonic()
+    try:
+        with pytest.raises(xsstsr.DownloadError, match="too slow or stalled"):
+            xsstsr.load_model("sst-x4")
+    finally:
+        trickler.stop()
+    assert time.monotonic() - started < 2.5
+    assert 1 <= len(trickler.requests) <= 3
+
+
+def test_slow_but_steady_mirror_finishes(release, monkeypatch):
+    """Pieces 0.1 s apart, each within the 0.5 s read timeout, all within the total."""
+    blob = release.blobs["sst-x4"]
+    trickler = Trickler(blob, every=0.1, piece=len(blob) // 4 + 1, length=False)
+    monkeypatch.setenv("XSSTSR_WEIGHTS_URL", trickler.url)
+    monkeypatch.setenv("XSSTSR_DOWNLOAD_TIMEOUT", "0.5,0.5,20")
+    try:
+        path = xsstsr.weights.fetch("sst-x4")
+    finally:
+        trickler.stop()
+    assert path.read_bytes() == blob
+    assert trickler.requests == ["/sst-x4.safetensors"]

@@ -148,10 +148,74 @@ def _candidates(da: xr.DataArray, axis: str) -> tuple[list[Hashable], bool]:
         for name, coord in coords.items():
             if name not in found and _matches(coord, key, criteria):
                 found.append(name)
-    if found:
-        return found, False
+    if found:  # in the data's dimension order: cf-xarray's sets iterate by string hash
+        position = {name: i for i, name in enumerate([*da.dims, *coords])}
+        return sorted(found, key=lambda name: position.get(name, len(position))), False
     names: list[Hashable] = [n for n in criteria["names"] if n in coords or n in da.dims]
     return names, True
+
+
+#: Units of projected (x/y in length) coordinates, which are not latitude/longitude.
+LENGTH_UNITS: tuple[str, ...] = (
+    "m",
+    "km",
+    "metre",
+    "metres",
+    "meter",
+    "meters",
+    "kilometre",
+    "kilometres",
+    "kilometer",
+    "kilometers",
+)
+#: The values a latitude or longitude coordinate can take (longitude: either convention).
+AXIS_RANGES: dict[str, tuple[float, float]] = {
+    "latitude": (-90.0, 90.0),
+    "longitude": (-360.0, 720.0),
+}
+
+
+def _refuse_not_geographic(da: xr.DataArray, dim: Hashable, axis: str, arg: str) -> None:
+    """Refuse a dimension chosen as ``axis`` that cannot be it: a projected x/y in metres,
+    values outside the axis's range, or an index whose grid is given by 2-D coordinates."""
+    two_d = [
+        name
+        for name in da.coords
+        if da[name].ndim > 1
+        and dim in da[name].dims
+        and (
+            str(name).lower() in {n.lower() for n in COORD_CRITERIA[axis]["names"][:3]}
+            or da[name].attrs.get("standard_name") in COORD_CRITERIA[axis]["standard_name"]
+            or da[name].attrs.get("units") in COORD_CRITERIA[axis]["units"]
+        )
+    ]
+    if two_d:
+        raise GridError(
+            f"{dim!r} indexes a curvilinear grid whose {axis} is the 2-D coordinate "
+            f"{two_d[0]!r} (dims {da[two_d[0]].dims}); curvilinear or 2-D grids are not "
+            "supported. Regrid to a regular 1-D latitude/longitude grid first (e.g. with xESMF)."
+        )
+    if dim not in da.coords:
+        return
+    coord = da.coords[dim]
+    units = coord.attrs.get("units")
+    if isinstance(units, str) and units.strip().lower() in LENGTH_UNITS:
+        raise GridError(
+            f"{dim!r} is in {units!r}: a projected grid, not latitude/longitude. Reproject to "
+            "a regular latitude/longitude grid first (e.g. rioxarray's "
+            "da.rio.reproject('EPSG:4326') or xESMF)."
+        )
+    if coord.dtype.kind not in "iuf" or coord.size == 0:
+        return  # the spacing check names a non-numeric coordinate
+    lo, hi = AXIS_RANGES[axis]
+    values = np.asarray(coord.values, dtype="float64")
+    finite = values[np.isfinite(values)]
+    if finite.size and (finite.min() < lo or finite.max() > hi):
+        raise GridError(
+            f"{dim!r} runs from {finite.min():g} to {finite.max():g}, outside any {axis} "
+            f"({lo:g}..{hi:g}); it is not a {axis} in degrees (a projected x/y?). Reproject "
+            f"to a regular latitude/longitude grid, or pass {arg}= the right dimension."
+        )
 
 
 def find_lat_lon(
@@ -180,6 +244,14 @@ def find_lat_lon(
             continue
         if not one_d and found:
             ndims = {name: da[name].dims for name in found if name in da.coords}
+            one_d_coords = [n for n in found if n in da.coords and da[n].ndim == 1]
+            if one_d_coords:
+                name = one_d_coords[0]
+                raise GridError(
+                    f"the {axis} coordinate {name!r} is not a dimension coordinate (it lies "
+                    f"along {da[name].dims[0]!r}); make it one with "
+                    f"da.swap_dims({{{str(da[name].dims[0])!r}: {str(name)!r}}})."
+                )
             raise GridError(
                 f"the {axis} coordinate {found[0]!r} is not a dimension coordinate "
                 f"(dims {ndims}); curvilinear or 2-D grids are not supported. Regrid to a "
@@ -198,22 +270,64 @@ def find_lat_lon(
             f"latitude and longitude resolve to the same dimension {result[0]!r}; pass lat= and "
             "lon= explicitly."
         )
+    _refuse_not_geographic(da, result[0], "latitude", "lat")
+    _refuse_not_geographic(da, result[1], "longitude", "lon")
     return result[0], result[1]
 
 
-def find_time(da: xr.DataArray, lat: Hashable, lon: Hashable) -> Hashable | None:
-    """Return the time dimension of ``da`` (CF axis T or datetime values), or None."""
-    for dim in da.dims:
-        if dim in (lat, lon) or dim not in da.coords:
-            continue
-        coord = da.coords[dim]
-        if coord.attrs.get("axis") == "T" or coord.attrs.get("standard_name") == "time":
-            return dim
-        if np.issubdtype(coord.dtype, np.datetime64) or coord.dtype == object:
-            return dim
-    for name in TIME_NAMES:
-        if name in da.dims:
-            return name
+def is_time_coordinate(coord: xr.DataArray) -> bool:
+    """Datetime or cftime values, CF ``axis: T`` / ``standard_name: time``, or undecoded
+    CF time (units ``"<unit> since <date>"``)."""
+    if coord.attrs.get("axis") == "T" or coord.attrs.get("standard_name") == "time":
+        return True
+    if np.issubdtype(coord.dtype, np.datetime64):
+        return True
+    units = coord.attrs.get("units", coord.encoding.get("units"))
+    if isinstance(units, str) and " since " in units:
+        return True
+    if coord.dtype == object and coord.size:
+        try:
+            import cftime
+        except ImportError:  # pragma: no cover - cftime comes with xarray's netCDF stack
+            return False
+        return isinstance(np.ravel(coord.values)[0], cftime.datetime)
+    return False
+
+
+def find_time(
+    da: xr.DataArray, lat: Hashable, lon: Hashable, time: Hashable | None = None
+) -> Hashable | None:
+    """Return the time dimension of ``da``, or None.
+
+    An explicit ``time`` wins; otherwise the one dimension whose coordinate is a time
+    (:func:`is_time_coordinate`). A dimension merely *named* like time, without such a
+    coordinate, is not taken as time (a warning says how to make it one).
+    """
+    if time is not None:
+        if time not in da.dims or time in (lat, lon):
+            raise CoordinateError(
+                f"time={time!r} is not a dimension of the data other than latitude/longitude; "
+                f"its dims are {da.dims}: pass time= one of them (or None)."
+            )
+        return time
+    found = [
+        dim
+        for dim in da.dims
+        if dim not in (lat, lon) and dim in da.coords and is_time_coordinate(da.coords[dim])
+    ]
+    if len(found) > 1:
+        raise CoordinateError(
+            f"several time dimensions: {tuple(found)}; pass time={found[0]!r} to choose."
+        )
+    if found:
+        return found[0]
+    named = [name for name in TIME_NAMES if name in da.dims]
+    if named:
+        warn_user(
+            f"dimension {named[0]!r} has no datetime, cftime or CF time coordinate, so it is "
+            f"not taken as time (each step is downscaled on its own); pass time={named[0]!r} "
+            "or assign datetime coordinates to use it as time."
+        )
     return None
 
 
@@ -240,6 +354,143 @@ def canonical_units(units: object, name: Hashable = "the SST") -> str:
         f"{name} has units {units!r}, which is not a temperature unit xsstsr knows; "
         "use 'degC' or 'K' (set da.attrs['units'])."
     )
+
+
+#: Where sea surface temperature can lie, in degC (seawater freezes at about -1.9 degC;
+#: a margin for skin and lake temperatures). Values outside are refused, not clipped.
+PHYSICAL_RANGE_DEGC: tuple[float, float] = (-5.0, 45.0)
+
+#: Attributes that flag missing or invalid values of undecoded data (CF section 2.5.1).
+FILL_ATTRS: tuple[str, ...] = (
+    "_FillValue",
+    "missing_value",
+    "valid_min",
+    "valid_max",
+    "valid_range",
+)
+
+
+def mask_fill_values(da: xr.DataArray) -> xr.DataArray:
+    """``da`` with the values its ``_FillValue``, ``missing_value`` and ``valid_*``
+    attributes flag set to NaN (lazily for dask), and those attributes dropped.
+
+    xarray applies these on decoding and moves them to ``encoding``; they remain in
+    ``attrs`` when a file was opened with ``mask_and_scale=False`` or an array was built
+    by hand. The input is never modified.
+    """
+    attrs = da.attrs
+    if "scale_factor" in attrs or "add_offset" in attrs:
+        raise InputDataError(
+            f"{da.name or 'the SST'} still has scale_factor/add_offset attributes: its values "
+            "are packed, not temperatures. Open the file with mask_and_scale=True (the "
+            "default) or decode it with xr.decode_cf(ds)."
+        )
+    present = [key for key in FILL_ATTRS if key in attrs]
+    if not present:
+        return da
+    numbers = {key: _attr_numbers(attrs[key], key, da.name) for key in present}
+    # xarray unpacks values but leaves valid_* in attrs, in packed units (CF 2.5.1)
+    scale = float(da.encoding.get("scale_factor", 1.0))
+    offset = float(da.encoding.get("add_offset", 0.0))
+    for key in ("valid_range", "valid_min", "valid_max"):
+        if key in numbers:
+            numbers[key] = (
+                np.sort(numbers[key] * scale + offset)
+                if key == "valid_range"
+                else (numbers[key] * scale + offset)
+            )
+    bad = xr.zeros_like(da, dtype=bool)
+    for key in ("_FillValue", "missing_value"):
+        if key in numbers:
+            # compared in the data's dtype: 1e20 as float32 is not 1e20 as float64
+            for value in numbers[key].astype(da.dtype):
+                bad = bad | (np.isnan(da) if np.isnan(value) else (da == value))
+    if "valid_range" in numbers:
+        if numbers["valid_range"].size != 2:
+            raise InputDataError(
+                f"valid_range of {da.name or 'the SST'} is {attrs['valid_range']!r}, not two "
+                "numbers [min, max]; fix it or delete it (del da.attrs['valid_range'])."
+            )
+        lo, hi = numbers["valid_range"]
+        bad = bad | (da < lo) | (da > hi)
+    if "valid_min" in numbers:
+        bad = bad | (da < numbers["valid_min"][0])
+    if "valid_max" in numbers:
+        bad = bad | (da > numbers["valid_max"][0])
+    out = da.where(~bad)
+    out.attrs = {k: v for k, v in attrs.items() if k not in FILL_ATTRS}
+    return out
+
+
+def _attr_numbers(value: object, key: str, name: Hashable) -> np.ndarray:
+    try:
+        numbers = np.atleast_1d(np.asarray(value, dtype="float64")).ravel()
+    except (TypeError, ValueError):
+        numbers = np.empty(0)
+    if not numbers.size:
+        raise InputDataError(
+            f"the {key} attribute of {name or 'the SST'} is {value!r}, not a number; fix it "
+            f"or delete it (del da.attrs[{key!r}])."
+        )
+    return numbers
+
+
+def check_physical_range(celsius: np.ndarray, units: str, name: Hashable = "the SST") -> None:
+    """Refuse SST values (``celsius``: in degC, converted from the input's ``units``)
+    outside :data:`PHYSICAL_RANGE_DEGC`, saying why.
+
+    Kelvin labelled as degC (or the reverse) gets a ``UnitsError``; other outliers an
+    ``InputDataError`` with their count and a hint about fill values. NaN is allowed.
+    """
+    values = np.asarray(celsius)
+    celsius_finite = values[np.isfinite(values)]
+    if not celsius_finite.size:
+        return
+    lo, hi = PHYSICAL_RANGE_DEGC
+    outside = (celsius_finite < lo) | (celsius_finite > hi)
+    n_out = int(np.count_nonzero(outside))
+    if not n_out:
+        return
+    finite = celsius_finite + KELVIN_OFFSET if units == "K" else celsius_finite  # as labelled
+    median = float(np.median(finite))
+    if units == "degC" and 250.0 <= median <= 320.0:
+        raise UnitsError(
+            f"{name} is labelled degC but its values look like kelvin (median {median:.1f}); "
+            "set da.attrs['units'] = 'K'."
+        )
+    if units == "K" and -5.0 <= median <= 45.0:
+        raise UnitsError(
+            f"{name} is labelled K but its values look like degC (median {median:.1f}); "
+            "set da.attrs['units'] = 'degC'."
+        )
+    low, high = float(finite[outside].min()), float(finite[outside].max())
+    hint = " Check the units attribute and mask invalid cells with da.where(...)."
+    if low <= -100 or high >= 1000:
+        sentinel = low if low <= -100 else high
+        hint = (
+            f" Values such as {sentinel:g} look like fill values for land or missing data: "
+            f"set da.attrs['_FillValue'] = {sentinel:g} (or open the file with "
+            "mask_and_scale=True), or mask them with da.where(...)."
+        )
+    raise InputDataError(
+        f"{n_out} of {finite.size} values of {name} lie outside the physical range of sea "
+        f"surface temperature ({lo:g} to {hi:g} degC after units; from {low:g} to {high:g} "
+        f"{units}).{hint}"
+    )
+
+
+def check_physical_range_of(celsius: xr.DataArray, units: str, name: Hashable = "the SST") -> None:
+    """:func:`check_physical_range` for a DataArray: a dask one is reduced chunk by chunk
+    (its minimum and maximum), and loaded whole only to word the error when one is out."""
+    import dask
+    import dask.array as dsa
+
+    if isinstance(celsius.data, dsa.Array):
+        lo, hi = dask.compute(celsius.min(), celsius.max())
+        low, high = PHYSICAL_RANGE_DEGC
+        if not (float(lo) < low or float(hi) > high):  # NaN extremes: nothing finite
+            return
+    check_physical_range(celsius.values, units, name)
 
 
 def to_celsius(values: np.ndarray, units: str) -> np.ndarray:
@@ -327,6 +578,7 @@ def find_fields(
     variable: Hashable | None = None,
     lat: Hashable | None = None,
     lon: Hashable | None = None,
+    time: Hashable | None = None,
 ) -> tuple[xr.DataArray, SSTFields]:
     """Locate the SST DataArray and describe it; validate grid, dtype and units."""
     if isinstance(obj, xr.Dataset):
@@ -378,7 +630,8 @@ def find_fields(
             "da.astype('float32')."
         )
     units = canonical_units(da.attrs.get("units"), name if name is not None else "the SST")
-    time_dim = find_time(da, lat_dim, lon_dim)
+    da = mask_fill_values(da)
+    time_dim = find_time(da, lat_dim, lon_dim, time)
     return da, SSTFields(variable=name, lat=lat_dim, lon=lon_dim, time=time_dim, units=units)
 
 

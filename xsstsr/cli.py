@@ -6,7 +6,8 @@ invalid value), 130 interrupted (Ctrl-C or SIGTERM), 1 anything unexpected.
 
 Outputs are written atomically (see :func:`xsstsr.io.write_dataset`): an interrupted
 run leaves no partial OUT. SIGTERM is handled like Ctrl-C so the temporary file is
-removed; only SIGKILL can leave a hidden ``.OUT.XXXXXXXX.partial`` beside OUT.
+removed; only SIGKILL can leave a hidden ``.OUT.XXXXXXXX.partial`` beside OUT. An
+existing OUT is replaced only with ``--overwrite`` (checked before any work).
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     quick.add_argument("--out", default="sample_x4.nc", help="netCDF or zarr output")
     quick.add_argument("--png", default=None, help="quick-look PNG (default: OUT with .png)")
     quick.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    quick.add_argument("--overwrite", action="store_true", help="replace an existing OUT and PNG")
 
     down = add(
         "downscale",
@@ -170,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
         help="tiles per forward pass (default: from memory)",
     )
     down.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    down.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
 
     fit = add(
         "fit",
@@ -242,11 +245,12 @@ def _quickstart(args: argparse.Namespace) -> int:
     from .io import write_dataset
     from .plotting import plot_compare
 
+    png = Path(args.png) if args.png else Path(args.out).with_suffix(".png")
+    _check_outputs(args.out, overwrite=args.overwrite, png=png)  # before any work
     coarse = open_sample("coarse")
     truth = open_sample("truth")
     high = downscale(coarse, 4, device=args.device)
-    out = write_dataset(high, args.out)
-    png = Path(args.png) if args.png else Path(args.out).with_suffix(".png")
+    out = write_dataset(high, args.out, overwrite=args.overwrite)
     fig = plot_compare(high, coarse=coarse, truth=truth)
     fig.savefig(png, dpi=110, bbox_inches="tight")
     table = evaluate(high, truth=truth, coarse=coarse, by=None).set_index("source")
@@ -265,9 +269,9 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 def _downscale(args: argparse.Namespace) -> int:
     from .downscale import downscale
-    from .io import open_any, output_format, write_dataset
+    from .io import open_any, write_dataset
 
-    output_format(args.output)  # a bad OUT extension fails before any work
+    _check_outputs(args.output, overwrite=args.overwrite)  # a bad OUT fails before any work
     ds = open_any(args.input, chunks=args.chunks)
     high = downscale(
         ds,
@@ -278,16 +282,32 @@ def _downscale(args: argparse.Namespace) -> int:
         variable=args.variable,
         batch_size=args.batch_size,
     )
-    write_dataset(high, args.output, progress=not args.no_progress)
+    write_dataset(high, args.output, progress=not args.no_progress, overwrite=args.overwrite)
     print(f"wrote {args.output}")
     return EXIT_OK
+
+
+def _check_outputs(out: str, *, overwrite: bool, png: Path | None = None) -> None:
+    """OUT's extension and folder, and an existing OUT (or PNG) without --overwrite."""
+    from .errors import WriteError
+    from .io import check_destination
+
+    check_destination(out, overwrite=overwrite, overwrite_hint="use --overwrite")
+    if png is not None and png.exists() and not overwrite:
+        raise WriteError(
+            f"{str(png)!r} exists; use --overwrite to replace it, or choose another --png."
+        )
 
 
 def _read_stations_csv(path: str) -> Any:
     import pandas as pd
 
     if not Path(path).is_file():
-        raise FileNotFoundError(f"station file {path!r} does not exist.")
+        from .errors import DataFileNotFoundError
+
+        raise DataFileNotFoundError(
+            f"station file {path!r} does not exist; check the --stations path."
+        )
     return pd.read_csv(path, dtype={"station": str})
 
 

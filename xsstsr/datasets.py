@@ -26,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import importlib.resources
+import math
 import os
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +36,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import CoordinateError, GridError, InputDataError, StationsError
+from .errors import (
+    CoordinateError,
+    DataFileNotFoundError,
+    GridError,
+    InputDataError,
+    OptionError,
+    StationsError,
+)
 
 __all__ = [
     "FERRET_DATA_DIR",
@@ -447,13 +455,28 @@ def synthetic_sst(
     periods = _check_positive_int("periods", periods)
     lat_rng = _check_range("lat_range", lat_range)
     lon_rng = _check_range("lon_range", lon_range)
-    out_dtype = np.dtype(dtype)
+    try:
+        out_dtype = np.dtype(dtype)
+    except TypeError:
+        out_dtype = np.dtype(object)  # not a dtype at all: rejected just below
     if not np.issubdtype(out_dtype, np.floating):
         raise InputDataError(f"dtype must be a floating dtype (NaN marks land), got {dtype!r}.")
 
     lat = _cell_centres(nlat, *lat_rng)
     lon = _cell_centres(nlon, *lon_rng)
-    time = pd.date_range(start, periods=periods, freq=freq).as_unit("ns")
+    try:
+        time = pd.date_range(start, periods=periods, freq=freq).as_unit("ns")
+    except (TypeError, ValueError) as err:  # pandas: an unparsable date or frequency
+        raise OptionError(
+            f"start={start!r} and freq={freq!r} must be a date and a pandas frequency ({err}); "
+            'e.g. start="2020-01-01", freq="D".'
+        ) from None
+    try:
+        slope = float(eddy_slope)
+    except (TypeError, ValueError):
+        slope = math.nan
+    if not math.isfinite(slope):
+        raise OptionError(f"eddy_slope must be a finite number, got {eddy_slope!r}; e.g. -3.")
     t_days = np.asarray((time - _EPOCH) / pd.Timedelta(days=1), dtype=np.float64)
 
     comp = _components(
@@ -463,7 +486,7 @@ def synthetic_sst(
         lat_range=lat_rng,
         lon_range=lon_rng,
         seed=seed,
-        eddy_slope=float(eddy_slope),
+        eddy_slope=slope,
         heatwaves=heatwaves,
         land=land,
     )
@@ -485,7 +508,7 @@ def synthetic_sst(
             "title": "synthetic sea surface temperature",
             "source": "xsstsr.datasets.synthetic_sst",
             "seed": int(seed),
-            "eddy_spectral_slope": float(eddy_slope),
+            "eddy_spectral_slope": slope,
             "Conventions": "CF-1.8",
         },
     )
@@ -744,7 +767,7 @@ def _open_bundled_netcdf(name: str) -> xr.Dataset:
     ref = importlib.resources.files("xsstsr") / "data" / name
     with importlib.resources.as_file(ref) as path:
         if not path.is_file():
-            raise FileNotFoundError(
+            raise DataFileNotFoundError(
                 f"bundled sample {name!r} is missing from the xsstsr package; reinstall "
                 "xsstsr or regenerate it with `python scripts/make_sample.py`."
             )
@@ -772,7 +795,7 @@ def open_sample(kind: Literal["coarse", "truth"] = "coarse") -> xr.Dataset:
 
     Raises
     ------
-    ValueError
+    OptionError
         If ``kind`` is unknown.
 
     Examples
@@ -782,8 +805,11 @@ def open_sample(kind: Literal["coarse", "truth"] = "coarse") -> xr.Dataset:
     >>> open_sample("truth").sst.shape
     (16, 128, 128)
     """
-    if kind not in _SAMPLE_FILES:
-        raise ValueError(f"kind must be one of {sorted(_SAMPLE_FILES)}, got {kind!r}.")
+    if not isinstance(kind, str) or kind not in _SAMPLE_FILES:
+        raise OptionError(
+            f"kind must be one of {sorted(_SAMPLE_FILES)}, got {kind!r}; e.g. "
+            'open_sample("coarse") for the input, open_sample("truth") for the fine field.'
+        )
     return _open_bundled_netcdf(_SAMPLE_FILES[kind])
 
 
@@ -807,7 +833,7 @@ def open_sample_stations() -> pd.DataFrame:
     ref = importlib.resources.files("xsstsr") / "data" / _SAMPLE_STATIONS
     with importlib.resources.as_file(ref) as path:
         if not path.is_file():
-            raise FileNotFoundError(
+            raise DataFileNotFoundError(
                 f"bundled sample {_SAMPLE_STATIONS!r} is missing from the xsstsr package; "
                 "reinstall xsstsr or regenerate it with `python scripts/make_sample.py`."
             )
@@ -828,7 +854,7 @@ def _find_ferret_file(name: str, path: str | os.PathLike[str] | None) -> Path:
         if candidate.is_dir():
             candidate = candidate / name
         if not candidate.is_file():
-            raise FileNotFoundError(f"no such file: {str(candidate)!r} (looking for {name}).")
+            raise DataFileNotFoundError(f"no such file: {str(candidate)!r} (looking for {name}).")
         return candidate
     tried = []
     env_dir = os.environ.get(FERRET_ENV_VAR)
@@ -838,7 +864,7 @@ def _find_ferret_file(name: str, path: str | os.PathLike[str] | None) -> Path:
     for candidate in tried:
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(
+    raise DataFileNotFoundError(
         f"{name} not found (tried {', '.join(map(str, tried))}). Install it with "
         f"`apt-get install ferret-datasets`, set {FERRET_ENV_VAR} to the directory holding "
         "it, or pass path=."
@@ -941,7 +967,7 @@ def open_coads_sst(
 
     Raises
     ------
-    FileNotFoundError
+    DataFileNotFoundError
         If the file cannot be found (install ``ferret-datasets`` or set
         ``XSSTSR_FERRET_DIR``).
     InputDataError
@@ -1005,7 +1031,7 @@ def open_ocean_atlas(
 
     Raises
     ------
-    FileNotFoundError
+    DataFileNotFoundError
         If the file cannot be found.
     InputDataError
         If the file has no ``TEMP`` variable.

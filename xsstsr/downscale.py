@@ -6,8 +6,10 @@ Works on any Dataset or DataArray, with or without the ``.sstsr`` accessor.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dask.array as dsa
@@ -17,12 +19,21 @@ import xarray as xr
 from ._version import __version__
 from .cf import (
     KELVIN_OFFSET,
+    check_physical_range,
     find_fields,
     find_lat_lon,
     is_global_longitude,
     regular_spacing,
 )
-from .errors import GridError, InputDataError, InputTypeError, ModelMismatchError
+from .errors import (
+    CoordinateError,
+    GridError,
+    InputDataError,
+    InputTypeError,
+    ModelMismatchError,
+    TimeAxisWarning,
+    warn_user,
+)
 from .model import Model, register
 from .tiling import (
     TileSpec,
@@ -91,6 +102,80 @@ def _clean_encoding(encoding: dict[Hashable, Any]) -> dict[Hashable, Any]:
     return {k: v for k, v in encoding.items() if k not in _DROPPED_ENCODING}
 
 
+def time_as_days(values: np.ndarray) -> np.ndarray:
+    """Datetime, cftime or undecoded numeric time values as float days (for order and gaps)."""
+    values = np.asarray(values)
+    if np.issubdtype(values.dtype, np.datetime64):
+        return values.astype("datetime64[ns]").astype("int64") / 86400e9
+    if values.dtype == object:
+        # differences from the first date: defined in every cftime calendar, year 0 included
+        first = values.ravel()[0]
+        return np.array([(v - first).total_seconds() / 86400.0 for v in values.ravel()])
+    return values.astype("float64")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the input departs from the order the model runs in (latitude and longitude
+    ascending, time increasing), so that the answer does not depend on it: the input is
+    put in canonical order and the result back in the input's."""
+
+    flipped: tuple[Hashable, ...] = ()
+    time: Hashable | None = None
+    time_order: np.ndarray | None = None  # the permutation that sorts time, when unsorted
+
+    def canonical(self, da: xr.DataArray) -> xr.DataArray:
+        out = da.isel({dim: slice(None, None, -1) for dim in self.flipped}) if self.flipped else da
+        if self.time_order is not None:
+            out = out.isel({self.time: self.time_order})
+        return out
+
+    def restore(self, da: xr.DataArray) -> xr.DataArray:
+        out = da
+        if self.time_order is not None:
+            out = out.isel({self.time: np.argsort(self.time_order)})
+        if self.flipped:
+            out = out.isel({dim: slice(None, None, -1) for dim in self.flipped})
+        return out
+
+
+def canonical_layout(
+    da: xr.DataArray, lat: Hashable, lon: Hashable, time: Hashable | None, window: int
+) -> Layout:
+    """The :class:`Layout` of ``da``; refuses duplicated time steps and warns when the
+    model's time window would span a gap in the time axis."""
+    flipped = tuple(dim for dim in (lat, lon) if regular_spacing(da[dim].values, dim) < 0)
+    if time is None or time not in da.coords:
+        return Layout(flipped=flipped)
+    days = time_as_days(da[time].values)
+    order = np.argsort(days, kind="stable")
+    ordered = days[order]
+    steps = np.diff(ordered)
+    if np.any(steps == 0):
+        dup = da[time].values[order][1:][steps == 0][0]
+        raise CoordinateError(
+            f"{time!r} has duplicated steps (e.g. {dup}); drop them with "
+            f"ds.drop_duplicates({str(time)!r}) or average them with ds.groupby({str(time)!r})"
+            ".mean()."
+        )
+    if window > 1 and steps.size > 1:
+        typical = float(np.median(steps))
+        gaps = np.flatnonzero(steps > 1.5 * typical)
+        if gaps.size:
+            values = da[time].values[order]
+            i = int(gaps[0])
+            warn_user(
+                f"{time!r} has {gaps.size} gap(s) longer than 1.5 times its typical step "
+                f"(e.g. {values[i]} -> {values[i + 1]}); the model's window of {window} steps "
+                "spans them, so steps just after a gap see frames from before it. Split the "
+                f"record at the gap (ds.sel({time}=slice(...))) or fill the missing steps "
+                f"(e.g. ds.resample({time}=...).asfreq()).",
+                TimeAxisWarning,
+            )
+    sorted_already = bool(np.all(order == np.arange(order.size)))
+    return Layout(flipped=flipped, time=time, time_order=None if sorted_already else order)
+
+
 def _in_celsius(da: xr.DataArray, units: str) -> xr.DataArray:
     return da - KELVIN_OFFSET if units == "K" else da
 
@@ -115,18 +200,74 @@ def align_source(
     return _in_celsius(source, units).astype(like.dtype)
 
 
-def _fine_land_mask(
+def _mask_axis(mask: xr.DataArray, dim: Hashable, start: float | None) -> xr.DataArray:
+    """``mask`` sorted along ``dim``; longitudes moved into ``[start, start + 360)`` and,
+    when the mask is global, wrapped by one cell on each side (so nearest works at the seam)."""
+    values = np.asarray(mask[dim].values, dtype="float64")
+    if start is None:
+        return mask.sortby(dim)
+    mask = mask.assign_coords({dim: (values - start) % 360.0 + start}).sortby(dim)
+    values = np.asarray(mask[dim].values)
+    if values.size > 1 and is_global_longitude(values, float(np.median(np.diff(values)))):
+        first = mask.isel({dim: [0]}).assign_coords({dim: values[:1] + 360.0})
+        last = mask.isel({dim: [-1]}).assign_coords({dim: values[-1:] - 360.0})
+        mask = xr.concat([last, mask, first], dim=dim)
+    return mask
+
+
+def fine_land_mask(
     land_mask: xr.DataArray,
     lat: Hashable,
     lon: Hashable,
     fine_lat: np.ndarray,
     fine_lon: np.ndarray,
 ) -> xr.DataArray:
+    """``land_mask`` (True or 1 = land; NaN counts as land) on the fine grid.
+
+    Matched by coordinates to the nearest mask cell within half a fine cell or half a
+    mask cell, whichever is larger (so a mask on the fine grid, on the coarse grid or
+    on another regular grid works), in either longitude convention and orientation. A
+    mask without coordinates, or one that does not cover every fine cell, is refused.
+    """
     m_lat, m_lon = find_lat_lon(land_mask)
+    for dim, arg in ((m_lat, "lat"), (m_lon, "lon")):
+        if dim not in land_mask.coords:
+            raise CoordinateError(
+                f"land_mask has no {arg} coordinate values on {dim!r}: it is matched to the "
+                f"data by coordinates. Assign them, e.g. land_mask.assign_coords({dim}=...)."
+            )
     mask = land_mask.rename({m_lat: lat, m_lon: lon}) if (m_lat, m_lon) != (lat, lon) else land_mask
-    if mask.dtype != bool:
-        mask = mask.fillna(1) > 0.5
-    return mask.reindex({lat: fine_lat, lon: fine_lon}, method="nearest")
+    mask = mask.astype("float64") if mask.dtype == bool else mask.fillna(1).astype("float64")
+    # a window of 360 degrees centred on the grid holds all of it, global grids included
+    lon_start = 0.5 * float(np.min(fine_lon) + np.max(fine_lon)) - 180.0
+    mask = _mask_axis(_mask_axis(mask, lat, None), lon, lon_start)
+    matched = mask
+    for dim, fine in ((lat, fine_lat), (lon, fine_lon)):
+        coord = np.asarray(mask[dim].values, dtype="float64")
+        half_fine = abs(float(fine[1] - fine[0])) / 2 if fine.size > 1 else 0.0
+        half_mask = float(np.max(np.diff(coord))) / 2 if coord.size > 1 else 0.0
+        tolerance = max(half_fine, half_mask) * (1 + 1e-6)
+        matched = matched.reindex({dim: fine}, method="nearest", tolerance=tolerance)
+    uncovered = int(matched.isnull().sum())
+    if uncovered:
+        spans = ", ".join(
+            f"{arg} {float(land_mask[dim].min()):g}..{float(land_mask[dim].max()):g}"
+            for dim, arg in ((m_lat, "lat"), (m_lon, "lon"))
+        )
+        raise InputDataError(
+            f"land_mask does not cover the data: {uncovered} of {matched.size} fine cells have "
+            f"no mask cell within half a cell (the mask spans {spans}; the fine grid lat "
+            f"{float(np.min(fine_lat)):g}..{float(np.max(fine_lat)):g}, lon "
+            f"{float(np.min(fine_lon)):g}..{float(np.max(fine_lon)):g}). Pass a mask over the "
+            "data's region, on the fine grid, the coarse grid or any regular grid."
+        )
+    return matched > 0.5
+
+
+def _checked_range(block: np.ndarray, units: str, variable: Hashable) -> np.ndarray:
+    """map_blocks kernel: the lazy path's physical-range check, block by block."""
+    check_physical_range(block, units, variable)
+    return block
 
 
 def _graph_device(device: str) -> str:
@@ -153,6 +294,7 @@ def downscale(
     variable: Hashable | None = None,
     lat: Hashable | None = None,
     lon: Hashable | None = None,
+    time: Hashable | None = None,
     land_mask: xr.DataArray | None = None,
     sources: Sequence[xr.DataArray] | None = None,
     batch_size: int | None = None,
@@ -179,7 +321,14 @@ def downscale(
         the released models, and float32 on the CPU.
     variable, lat, lon : str, optional
         Names of the SST variable and of its latitude/longitude dimensions when they
-        cannot be found from CF attributes or common names.
+        cannot be found from CF attributes or common names. Latitude and longitude may
+        run in either direction; the result keeps the input's.
+    time : str, optional
+        Name of the time dimension, along which the model's window runs. Found from
+        datetime or cftime values or CF attributes when not given; another extra
+        dimension (``member``, ``depth``) is downscaled step by step. Unsorted time is
+        sorted for the window and the result returned in the input's order; duplicated
+        steps are refused and a gap the window spans warns (:class:`TimeAxisWarning`).
     land_mask : xarray.DataArray, optional
         Land mask (True or 1 = land) on the fine grid, or any grid (nearest-neighbour).
         Without it, a fine cell is land where the coarse cell holding it is NaN.
@@ -225,8 +374,10 @@ def downscale(
                 f"{key} must be a positive integer (or None for the default), got {value!r}."
             )
 
-    da, fields = find_fields(obj, variable, lat, lon)
+    da, fields = find_fields(obj, variable, lat, lon, time)
     lat_dim, lon_dim, time_dim = fields.lat, fields.lon, fields.time
+    layout = canonical_layout(da, lat_dim, lon_dim, time_dim, loaded.window)
+    da = layout.canonical(da)
     fine_lat, lat_bounds = fine_coordinate(da[lat_dim], upsample, pool)
     fine_lon, lon_bounds = fine_coordinate(da[lon_dim], upsample, pool)
     lon_step = regular_spacing(da[lon_dim].values, lon_dim)
@@ -260,7 +411,7 @@ def downscale(
     if not lazy:  # computed here and now: the device must be this process's
         device = resolve_device(device)
     spec = TileSpec(
-        ref=register(loaded),
+        ref=register(loaded, persist=lazy),  # a graph may run in other processes
         device=device,
         upsample=upsample,
         pool=pool,
@@ -272,8 +423,18 @@ def downscale(
         periodic_x=periodic,
         precision=precision,
     )
+    name = fields.variable if fields.variable is not None else "the SST"
+    # a global grid narrower than the halo wraps onto copies of itself
+    copies = math.ceil(loaded.halo / da.sizes[lon_dim]) if periodic else 1
+    n_fine_lon = fine_lon.size
     if lazy:
-        stacked = dsa.stack([dsa.asarray(x.data) for x in inputs], axis=0)
+        arrays = [dsa.asarray(x.data) for x in inputs]
+        arrays[-1] = arrays[-1].map_blocks(
+            _checked_range, units=fields.units, variable=name, dtype=arrays[-1].dtype
+        )
+        stacked = dsa.stack(arrays, axis=0)
+        if copies > 1:
+            stacked = dsa.concatenate([stacked] * copies, axis=-1)
         data: Any = downscale_dask(stacked, spec)
     else:
         stacked_np = np.stack([np.asarray(x.values) for x in inputs], axis=0)
@@ -282,7 +443,12 @@ def downscale(
                 "the SST is NaN everywhere; check the variable, its _FillValue and the "
                 "selected region."
             )
+        check_physical_range(stacked_np[-1], fields.units, name)
+        if copies > 1:
+            stacked_np = np.concatenate([stacked_np] * copies, axis=-1)
         data = downscale_numpy(stacked_np, spec)
+    if copies > 1:
+        data = data[..., :n_fine_lon]
     if fields.units == "K":
         data = data + KELVIN_OFFSET
 
@@ -298,10 +464,19 @@ def downscale(
         result[time_dim].encoding = _clean_encoding(dict(da[time_dim].encoding))
     else:
         result = result.isel(__time__=0, drop=True)
-    result = result.transpose(*da.dims)
+    result = layout.restore(result.transpose(*da.dims))
+    for dim in layout.flipped:
+        bounds = lat_bounds if dim == lat_dim else lon_bounds
+        bounds = bounds[::-1, ::-1]  # each cell's bounds run the coordinate's way
+        if dim == lat_dim:
+            lat_bounds = bounds
+        else:
+            lon_bounds = bounds
 
     if land_mask is not None:
-        mask = _fine_land_mask(land_mask, lat_dim, lon_dim, fine_lat, fine_lon)
+        mask = fine_land_mask(
+            land_mask, lat_dim, lon_dim, result[lat_dim].values, result[lon_dim].values
+        )
         result = result.where(~mask)
 
     attrs: dict[Hashable, Any] = dict(da.attrs) if keep_attrs else {}

@@ -14,7 +14,9 @@ from pathlib import Path
 __all__ = [
     "AmbiguousVariableError",
     "CoordinateError",
+    "DataFileNotFoundError",
     "DeviceError",
+    "DownloadError",
     "FactorError",
     "FitConfigError",
     "GridError",
@@ -25,13 +27,16 @@ __all__ = [
     "MissingDependencyError",
     "ModelMismatchError",
     "ModelNotFoundError",
+    "OptionError",
     "SkillWarning",
     "StationsError",
+    "TimeAxisWarning",
     "TrainingError",
     "UnitsError",
     "VariableNotFoundError",
     "WeightsError",
     "WeightsIntegrityError",
+    "WriteError",
     "XsstsrError",
     "XsstsrWarning",
     "warn_user",
@@ -116,6 +121,22 @@ class TrainingError(XsstsrError, RuntimeError):
     """Training cannot start, resume or go on (bad checkpoint, losses that turned non-finite)."""
 
 
+class OptionError(XsstsrError, ValueError):
+    """An option is not one of its choices or is out of its range (evaluation, plots, losses)."""
+
+
+class DownloadError(XsstsrError, OSError):
+    """Weights could not be downloaded: a bad mirror URL, a timeout, a refused connection."""
+
+
+class DataFileNotFoundError(XsstsrError, FileNotFoundError):
+    """A data file (a bundled sample, a Debian package's file, a path given) is missing."""
+
+
+class WriteError(XsstsrError, OSError):
+    """A result cannot be written: the path, the attributes or the disk (nothing is lost)."""
+
+
 class FitConfigError(InputDataError):
     """A training hyper-parameter has the wrong type or is out of range."""
 
@@ -126,6 +147,10 @@ class XsstsrWarning(UserWarning):
 
 class SkillWarning(XsstsrWarning):
     """A fitted model's best validation score is no better than interpolation."""
+
+
+class TimeAxisWarning(XsstsrWarning):
+    """The time axis has a gap that the model's time window spans."""
 
 
 class MissingDependencyError(XsstsrError, ImportError):

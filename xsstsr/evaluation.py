@@ -26,7 +26,14 @@ import pandas as pd
 import xarray as xr
 
 from .cf import KELVIN_OFFSET, find_fields, find_lat_lon, regular_spacing
-from .errors import GridError, InputDataError, warn_user
+from .errors import (
+    FactorError,
+    GridError,
+    InputDataError,
+    InputTypeError,
+    OptionError,
+    warn_user,
+)
 from .model import init_model, new_metadata
 from .weights import parse_factor
 
@@ -126,7 +133,10 @@ def _zero_model_downscale(
 
     if factor is None:
         if like is None:
-            raise ValueError("pass factor= or like= (a field on the fine grid).")
+            raise FactorError(
+                "the baseline needs the refinement factor: pass factor= (e.g. factor=4) "
+                "or like= (a field on the fine grid)."
+            )
         coarse_da, _ = find_fields(coarse, variable)
         factor = _grid_factor(coarse_da, like)
     frac = parse_factor(factor)
@@ -171,7 +181,10 @@ def nearest_baseline(
     da, fields = find_fields(coarse, variable)
     if factor is None:
         if like is None:
-            raise ValueError("pass factor= or like= (a field on the fine grid).")
+            raise FactorError(
+                "the baseline needs the refinement factor: pass factor= (e.g. factor=4) "
+                "or like= (a field on the fine grid)."
+            )
         factor = _grid_factor(da, like)
     frac = parse_factor(factor)
     up, pool = frac.numerator, frac.denominator
@@ -505,7 +518,10 @@ def _field_of(
     if isinstance(obj, xr.Dataset) and variable is not None and variable not in obj.data_vars:
         variable = None  # the truth or coarse file may name its SST differently
     if not isinstance(obj, xr.Dataset | xr.DataArray):
-        raise TypeError(f"{what} must be an xarray Dataset or DataArray, got {type(obj).__name__}.")
+        raise InputTypeError(
+            f"{what} must be an xarray Dataset or DataArray, got {type(obj).__name__}; "
+            "open it first, e.g. xr.open_dataset(path)."
+        )
     da, fields = find_fields(obj, variable)
     return da, fields.units
 
@@ -513,10 +529,14 @@ def _field_of(
 def _baseline_names(baseline: str | Sequence[str] | None) -> list[str]:
     if baseline is None:
         return []
-    names = [baseline] if isinstance(baseline, str) else list(baseline)
+    names: list[Any] = (
+        [baseline]
+        if isinstance(baseline, str) or not isinstance(baseline, Iterable)  # 5: rejected below
+        else list(baseline)
+    )
     for name in names:
         if name not in BASELINES:
-            raise ValueError(
+            raise OptionError(
                 f"baseline must be one of {BASELINES}, a list of them or None; got {name!r}."
             )
     return list(dict.fromkeys(names))
@@ -544,7 +564,7 @@ def _period_labels(times: Any, by: str | None) -> tuple[list[str], np.ndarray]:
     if by is None or by == "all":
         return [], np.full(times.size, -1)
     if by not in ("season", "month"):
-        raise ValueError(f"by must be 'season', 'month' or None, got {by!r}.")
+        raise OptionError(f"by must be 'season', 'month' or None, got {by!r}.")
     try:
         months = np.asarray(xr.DataArray(times, dims="t").dt.month.values, dtype=int)
     except (TypeError, AttributeError):
@@ -567,12 +587,17 @@ Box = tuple[float, float, float, float]
 
 def _in_box(lat: np.ndarray, lon: np.ndarray, box: Box, name: str) -> np.ndarray:
     try:
+        if isinstance(box, str | bytes):  # a name such as "Atlantic": xsstsr knows no names
+            raise TypeError
         lat0, lat1, lon0, lon1 = (float(v) for v in box)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"region {name!r} must be a (lat0, lat1, lon0, lon1) box or a boolean mask "
-            f"DataArray, got {box!r}."
-        ) from err
+        if not all(math.isfinite(v) for v in (lat0, lat1, lon0, lon1)):
+            raise TypeError
+    except (TypeError, ValueError):
+        raise InputTypeError(
+            f"region {name!r} must be a (lat0, lat1, lon0, lon1) box of finite numbers or a "
+            f"boolean mask DataArray, got {box!r}; regions are not looked up by name, give "
+            f'the box itself, e.g. regions={{"{name}": (30, 45, 120, 140)}}.'
+        ) from None
     lat_lo, lat_hi = sorted((lat0, lat1))
     inside_lat = (lat >= lat_lo) & (lat <= lat_hi)
     if lon1 - lon0 >= 360:
@@ -593,14 +618,20 @@ def _mask_on_grid(
     m_lat, m_lon = find_lat_lon(mask)
     extra = [d for d in mask.dims if d not in (m_lat, m_lon)]
     if extra:
-        raise ValueError(
+        raise InputDataError(
             f"region mask {name!r} has dims {mask.dims}; give one (lat, lon) mask per region "
             "(e.g. a dict of masks)."
         )
     if mask.dtype != bool:
         mask = mask.fillna(0) > 0.5
     mask = mask.rename({m_lat: lat, m_lon: lon}) if (m_lat, m_lon) != (lat, lon) else mask
-    mask = mask.reindex({lat: lat_values, lon: lon_values}, method="nearest")
+    try:
+        mask = mask.reindex({lat: lat_values, lon: lon_values}, method="nearest")
+    except (ValueError, KeyError) as err:  # pandas: index not monotonic, or duplicated
+        raise GridError(
+            f"region mask {name!r} cannot be matched to the grid ({err}); give it sorted, "
+            f"unique coordinates, e.g. mask.sortby([{str(lat)!r}, {str(lon)!r}])."
+        ) from None
     return np.asarray(mask.transpose(lat, lon).values, dtype=bool)
 
 
@@ -613,12 +644,14 @@ def _regions(regions: Any) -> list[tuple[str, Any]]:
         out = []
         for name, value in regions.items():
             if str(name) == "all":
-                raise ValueError("'all' is reserved for the whole domain; rename that region.")
+                raise OptionError(
+                    "the region name 'all' is reserved for the whole domain; rename that region."
+                )
             out.append((str(name), value))
         return out
-    raise TypeError(
+    raise InputTypeError(
         "regions must be a boolean mask DataArray or a dict {name: (lat0, lat1, lon0, lon1) "
-        f"or mask}}, got {type(regions).__name__}."
+        f'or mask}}, got {type(regions).__name__}; e.g. regions={{"north": (40, 50, 130, 150)}}.'
     )
 
 
@@ -818,7 +851,13 @@ def evaluate(
     GridError
         ``truth`` (or the baseline made from ``coarse``) is not on ``obj``'s grid.
     InputDataError
-        ``obj`` and ``truth`` share no time step, or have different dimensions.
+        Neither ``truth`` nor ``stations`` is given; ``obj`` and ``truth`` share no time
+        step, or have different dimensions.
+    OptionError
+        ``by``, ``extremes`` or ``baseline`` is not one of its choices.
+    InputTypeError
+        ``truth`` or ``coarse`` is not xarray, or ``regions`` is not a mask or a dict of
+        boxes and masks.
 
     Examples
     --------
@@ -829,12 +868,21 @@ def evaluate(
     import dask
 
     if truth is None and stations is None:
-        raise ValueError("pass truth= (a gridded field), stations= (a station table) or both.")
-    if by not in ("season", "month", "all", None):
-        raise ValueError(f"by must be 'season', 'month' or None, got {by!r}.")
-    if not 0.0 < float(extremes) < 1.0:
-        raise ValueError(f"extremes must be a quantile in (0, 1), got {extremes!r}.")
-    quantile = float(extremes)
+        raise InputDataError(
+            "nothing to score against: pass truth= (a gridded field), stations= (a station "
+            "table) or both."
+        )
+    if not isinstance(by, str | None) or by not in ("season", "month", "all", None):
+        raise OptionError(f"by must be 'season', 'month' or None, got {by!r}.")
+    try:
+        quantile = float(extremes)
+    except (TypeError, ValueError):
+        quantile = math.nan  # "high", None: rejected below with the fix
+    if not 0.0 < quantile < 1.0:
+        raise OptionError(
+            f"extremes must be a quantile in (0, 1), got {extremes!r}; e.g. extremes=0.99 "
+            "scores the top 1 %."
+        )
     da, fields = find_fields(obj, variable, lat, lon)
     lat_dim, lon_dim, time_dim = fields.lat, fields.lon, fields.time
     result = _celsius(da, fields.units)
@@ -1101,16 +1149,21 @@ def zonal_spectrum(
         excluded), with attributes ``rows`` (rows averaged), ``nan`` (mode used) and
         ``nyquist`` (the grid's Nyquist wavenumber).
     """
-    if units not in ("degree", "km"):
-        raise ValueError(f"units must be 'degree' or 'km', got {units!r}.")
-    if nan not in ("auto", "skip", "fill"):
-        raise ValueError(f"nan must be 'auto', 'skip' or 'fill', got {nan!r}.")
+    check_spectrum_options(units, nan)
     import dask
 
     task, dx, name = _spectrum_task(obj, variable, lat, lon)
     (parts,) = dask.compute(task)
     mode = nan if nan != "auto" else ("skip" if parts["skip"][1] else "fill")
     return spectrum_from_parts(parts, dx, mode, units, name)
+
+
+def check_spectrum_options(units: object, nan: object) -> None:
+    """Raise :class:`OptionError` unless ``units`` and ``nan`` are among their choices."""
+    if not isinstance(units, str) or units not in ("degree", "km"):
+        raise OptionError(f"units must be 'degree' or 'km', got {units!r}.")
+    if not isinstance(nan, str) or nan not in ("auto", "skip", "fill"):
+        raise OptionError(f"nan must be 'auto', 'skip' or 'fill', got {nan!r}.")
 
 
 def spectrum_from_parts(

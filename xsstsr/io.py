@@ -7,6 +7,8 @@ at the destination (and an existing file there is kept until the new one is whol
 
 from __future__ import annotations
 
+import errno
+import numbers
 import os
 import re
 import shutil
@@ -15,7 +17,7 @@ import socket
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .errors import InputDataError
+from .errors import DataFileNotFoundError, InputDataError, WriteError
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf")
 ZARR_SUFFIXES = (".zarr",)
@@ -102,7 +104,7 @@ def open_any(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
     """Open a netCDF file or a zarr store (by extension), lazily with ``chunks``."""
     kind = output_format(path)
     if not Path(path).exists():
-        raise FileNotFoundError(f"{str(path)!r} does not exist.")
+        raise DataFileNotFoundError(f"{str(path)!r} does not exist; check the path.")
     if kind == "zarr":
         return xr.open_zarr(path, chunks=chunks)
     return xr.open_dataset(path, chunks=chunks)
@@ -136,7 +138,7 @@ def write_dataset(
     path: str | os.PathLike[str],
     *,
     progress: bool = False,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Compute and write ``ds`` to ``path`` (netCDF or zarr, by extension), atomically.
 
@@ -156,6 +158,13 @@ def write_dataset(
     (see :func:`_write_zarr` for why). netCDF files, and stores written on a
     dask.distributed cluster, are computed as one graph.
 
+    Before anything is computed, the destination is checked (see
+    :func:`check_destination`) and, for netCDF, every attribute (see
+    :func:`check_netcdf_attrs`): these mistakes cost no compute and raise
+    :class:`~xsstsr.errors.WriteError`. A disk that fills up during the write (``ENOSPC``,
+    ``EDQUOT``, or ``EFBIG`` past a file-size limit) raises a WriteError that says so;
+    the temporary is removed and an existing ``path`` kept.
+
     Parameters
     ----------
     ds : xarray.Dataset or xarray.DataArray
@@ -166,7 +175,7 @@ def write_dataset(
         Show progress while computing: dask's progress bar for one graph, a tqdm bar over
         the time steps written when a zarr store is written in several passes.
     overwrite : bool
-        Replace an existing ``path``; otherwise raise FileExistsError.
+        Replace an existing ``path``; without it an existing ``path`` raises WriteError.
 
     Returns
     -------
@@ -179,13 +188,12 @@ def write_dataset(
     if isinstance(ds, xr.DataArray):
         ds = ds.to_dataset(name=ds.name or "sst")
     path = Path(path)
-    kind = output_format(path)
-    if kind == "zarr":
+    kind = check_destination(path, overwrite=overwrite)
+    if kind == "netcdf":
+        check_netcdf_attrs(ds)
+    else:
         ds = _zarr_chunks(ds)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{str(path)!r} exists; pass overwrite=True or remove it.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(path)
     tmp = temporary_sibling(path)
     try:
         with warnings.catch_warnings():
@@ -201,10 +209,183 @@ def write_dataset(
                     _compute(store)
         with _deferred_interrupts():
             _replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        # probe before removing the temporary: the probe appends to it
+        full = _disk_full(err, tmp) if isinstance(err, Exception) else None
         _remove(tmp)
+        if full is not None:
+            raise _disk_full_error(path, full) from err
         raise
     return path
+
+
+def check_destination(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    overwrite_hint: str = "pass overwrite=True",
+) -> str:
+    """Check that ``path`` can be written (nothing is computed or created); return its kind.
+
+    A dead writer's leftovers beside ``path`` are cleared first (:func:`sweep_stale`).
+
+    Raises InputDataError for an unknown extension, and WriteError for a folder on the
+    way that is a file, a netCDF ``path`` that is a directory, a zarr ``path`` that is a
+    file, a directory that is not a zarr store (it would be replaced, with whatever it
+    holds), or an existing ``path`` without ``overwrite`` (the message suggests
+    ``overwrite_hint``; the command line says ``use --overwrite``).
+    """
+    path = Path(path)
+    kind = output_format(path)
+    for folder in path.parents:  # nearest first; mkdir would fail on a file on the way
+        if folder.is_dir():
+            break
+        if folder.exists() or folder.is_symlink():
+            raise _write_error(
+                errno.ENOTDIR,
+                f"cannot write {str(path)!r}: {str(folder)!r} is a file, not a folder; "
+                "choose an output path in a folder, or move that file away.",
+            )
+    # a dead writer may have moved a previous store aside: put it back first, so that it
+    # counts as existing below (and its temporaries go)
+    sweep_stale(path)
+    if kind == "netcdf" and path.is_dir():
+        raise _write_error(
+            errno.EISDIR,
+            f"{str(path)!r} is a directory, and a netCDF output is a single file; choose "
+            "another name (or a .zarr name to write a zarr store), or remove the directory.",
+        )
+    if kind == "zarr" and path.exists() and not path.is_dir():
+        raise _write_error(
+            errno.ENOTDIR,
+            f"{str(path)!r} is a file, and a zarr store is a directory; choose another name "
+            "(or a .nc name to write netCDF), or remove the file.",
+        )
+    if path.exists() and not overwrite:
+        raise _write_error(
+            errno.EEXIST,
+            f"{str(path)!r} exists; {overwrite_hint} to replace it, or choose another path.",
+        )
+    if kind == "zarr" and path.is_dir() and not _is_zarr_store(path):
+        # replacing it would delete what it holds: only stores are replaced
+        raise _write_error(
+            errno.EEXIST,
+            f"{str(path)!r} is a directory that is not a zarr store, and replacing it would "
+            "delete what it holds; choose another name, or remove it yourself.",
+        )
+    return kind
+
+
+def _is_zarr_store(path: Path) -> bool:
+    markers = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
+    return any((path / m).is_file() for m in markers) or not any(path.iterdir())
+
+
+def check_netcdf_attrs(ds: xr.Dataset) -> None:
+    """Raise WriteError naming the first attribute netCDF cannot store (nothing is computed).
+
+    netCDF attributes are strings, numbers, or 1-D sequences of numbers or of strings;
+    bools, dicts, None, nested or mixed lists are refused (netCDF4 fails on them, or
+    turns a mixed list into strings). Only attributes are read, never the data.
+    """
+    places: list[tuple[str, Mapping[Any, Any]]] = [("the dataset", ds.attrs)]
+    for name, var in ds.variables.items():
+        what = "coordinate" if name in ds.coords else "variable"
+        places.append((f"{what} {str(name)!r}", var.attrs))
+    for where, attrs in places:
+        for key, value in attrs.items():
+            problem = _netcdf_attr_problem(value)
+            if problem is None and not isinstance(key, str):
+                problem = f"named by a {type(key).__name__}, not a string"
+            if problem is None:
+                continue
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise _write_error(
+                errno.EINVAL,
+                f"attribute {key!r} of {where} is {problem} ({shown}), which netCDF cannot "
+                "store; convert it (int() for a bool, str() or json.dumps() for a dict, a "
+                "list or None) or drop it (del ....attrs[...]), or write a .zarr store.",
+            )
+
+
+def _netcdf_attr_problem(value: Any) -> str | None:
+    """What makes ``value`` unstorable as a netCDF attribute, or None if it is storable."""
+    if isinstance(value, (str, bytes)):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return "a bool"
+    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+        return "a complex number"
+    if isinstance(value, numbers.Real):
+        return None
+    if value is None:
+        return "None"
+    if isinstance(value, Mapping):
+        return "a dict"
+    if isinstance(value, np.ndarray):
+        if value.ndim > 1:
+            return "a multi-dimensional array"
+        if value.dtype.kind in "iufSU":
+            return None
+        return f"an array of {value.dtype}"
+    if isinstance(value, (list, tuple)):
+        if any(isinstance(v, (list, tuple, np.ndarray, Mapping)) for v in value):
+            return "a nested list"
+        if any(_netcdf_attr_problem(v) is not None for v in value):
+            return "a list holding values netCDF cannot store"
+        strings = [isinstance(v, (str, bytes)) for v in value]
+        if any(strings) and not all(strings):
+            return "a list mixing strings and numbers"  # netCDF4 would store all as strings
+        return None
+    return f"a {type(value).__name__}"
+
+
+#: errno values that mean no more bytes fit: no space, quota, a file-size limit.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _disk_full(err: BaseException, tmp: Path) -> int | None:
+    """The errno if ``err`` came from a full disk, else None.
+
+    zarr's OSError carries it; netCDF4 says only "HDF error", so then one more block is
+    appended to the temporary (about to be removed): on a full disk that fails too.
+    """
+    seen: BaseException | None = err
+    for _ in range(32):  # the cause/context chain, bounded
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL:
+            return seen.errno
+        seen = seen.__cause__ or seen.__context__
+    if not tmp.is_file():
+        return None
+    try:
+        with open(tmp, "ab") as fh:
+            fh.write(bytes(1 << 16))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as probe:
+        return probe.errno if probe.errno in DISK_FULL else None
+    return None
+
+
+def _disk_full_error(path: Path, code: int) -> WriteError:
+    folder = str(path.parent)
+    return _write_error(
+        code,
+        f"the disk is full: {str(path)!r} could not be written ({os.strerror(code)}); "
+        f"free space in {folder!r} (or raise the quota or file-size limit) and run again, "
+        "or write elsewhere. Nothing was left at the destination (an existing file there is "
+        "kept).",
+    )
+
+
+def _write_error(code: int, message: str) -> WriteError:
+    """A WriteError whose str() is ``message`` and whose ``errno`` is ``code``."""
+    err = WriteError(message)
+    err.errno = code  # OSError's own errno field, for callers that test it
+    return err
 
 
 @contextmanager

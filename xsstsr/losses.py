@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import LossConfigError
+from .errors import InputDataError, LossConfigError, ModelMismatchError
 
 __all__ = [
     "FRECHET_PARAMS",
@@ -427,7 +427,7 @@ def pointwise_loss(
 
     Raises
     ------
-    ValueError
+    InputDataError
         ``pred`` and ``truth`` have different shapes or ``mask`` does not broadcast.
     LossConfigError
         ``config`` is not a :class:`LossConfig`.
@@ -442,9 +442,9 @@ def pointwise_loss(
             f"scale must be a positive finite number, got {scale!r}; it is std / loss_scale."
         )
     if pred.shape != truth.shape:
-        raise ValueError(
+        raise InputDataError(
             f"pred and truth must have the same shape (got {tuple(pred.shape)} and "
-            f"{tuple(truth.shape)})"
+            f"{tuple(truth.shape)}); crop or pad one to the other's shape."
         )
     if pred.dtype in (torch.float16, torch.bfloat16):
         pred = pred.float()  # Fréchet values and slopes exceed float16 range
@@ -459,8 +459,9 @@ def pointwise_loss(
         try:
             mask = torch.broadcast_to(mask.to(d.device), d.shape)
         except RuntimeError as err:
-            raise ValueError(
-                f"mask of shape {tuple(mask.shape)} does not broadcast to {tuple(d.shape)}"
+            raise InputDataError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to {tuple(d.shape)}; "
+                "give it pred's shape, or one that broadcasts (e.g. [1, 1, H, W])."
             ) from err
         if mask.dtype == torch.bool:
             weight = (valid & mask).to(d.dtype)
@@ -486,9 +487,9 @@ def _scores(critic: CriticFn, field: Tensor, cond: Any) -> Tensor:
     if out.ndim == 2 and out.shape[1] == 1:
         out = out[:, 0]
     if tuple(out.shape) != (batch,):
-        raise ValueError(
+        raise ModelMismatchError(
             f"critic must return one score per sample, shape ({batch},) or ({batch}, 1); "
-            f"got {tuple(out.shape)}"
+            f"got {tuple(out.shape)}; end it with a layer giving one output per sample."
         )
     return out
 
@@ -529,9 +530,9 @@ def gradient_penalty(
         Scalar penalty, differentiable with respect to the critic's parameters.
     """
     if real.shape != fake.shape:
-        raise ValueError(
+        raise InputDataError(
             f"real and fake must have the same shape (got {tuple(real.shape)} and "
-            f"{tuple(fake.shape)})"
+            f"{tuple(fake.shape)}); crop or pad one to the other's shape."
         )
     batch = real.shape[0]
     shape = (batch,) + (1,) * (real.ndim - 1)

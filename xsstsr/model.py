@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
-from .errors import MetadataError, MissingDependencyError, WeightsError
+from .errors import MetadataError, MissingDependencyError, OptionError, WeightsError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,6 +36,15 @@ METADATA_KEY = "xsstsr"
 HISTORY_KEY = "__history__"
 MAX_HEADER_BYTES = 8 * 1024 * 1024  # a generator's header is a few kB
 MAX_METADATA_BYTES = 1024 * 1024
+# Plausible normalisation (degC): an SST's anomalies are never below a millikelvin (fit
+# floors them at 0.02 K), and its mean lies well inside -10..50 degC. Values outside come
+# from an underflow, a unit mix-up (kelvin) or a corrupt file, and would scale every input
+# by an absurd factor.
+MIN_STD = 1e-3
+MAX_STD = 100.0
+MEAN_RANGE = (-10.0, 50.0)
+# Tensor dtypes a generator's weights may be stored in; all are read into float32.
+FLOAT_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8"}
 
 # Metadata schema: key -> (accepted types, check, what it must be).
 _Check = tuple[tuple[type, ...], Any, str]
@@ -56,14 +65,11 @@ METADATA_SCHEMA: dict[str, _Check] = {
     "architecture": ((dict,), lambda v: True, "a mapping"),
     "normalisation": (
         (dict,),
-        lambda v: (
-            all(
-                isinstance(v.get(k), (int, float))
-                and not isinstance(v.get(k), bool)
-                and math.isfinite(v[k])
-                for k in ("mean", "std")
-            )
-            and v["std"] > 0
+        lambda v: all(
+            isinstance(v.get(k), (int, float))
+            and not isinstance(v.get(k), bool)
+            and math.isfinite(v[k])
+            for k in ("mean", "std")
         ),
         "a mapping with finite numeric 'mean' and positive 'std' (degC)",
     ),
@@ -86,11 +92,48 @@ def _check_schema(values: Mapping[str, Any], schema: Mapping[str, _Check], where
             raise MetadataError(f"{where} has {key}={value!r:.80}; it must be {what}.")
 
 
+def _check_normalisation(norm: Mapping[str, Any], source: str) -> None:
+    """Refuse a std or mean that cannot be an SST's in degC, naming the key and the fix."""
+    mean, std = float(norm["mean"]), float(norm["std"])
+    fix = (
+        "Store the training data's statistics in degC in the file's xsstsr metadata, or "
+        "re-save the model with xsstsr.model.new_metadata(mean=..., std=...)."
+    )
+    if std <= 0:
+        raise MetadataError(
+            f"{source}: normalisation 'std' is {std!r}; it must be a positive number of degC "
+            f"(the spread of the SST anomalies the model was trained on). {fix}"
+        )
+    if std < MIN_STD:
+        raise MetadataError(
+            f"{source}: normalisation 'std' is {std:g}, below the {MIN_STD:g} degC minimum (it "
+            f"underflowed or is subnormal; an SST's anomalies are far larger), and inputs "
+            f"divided by it would overflow. {fix}"
+        )
+    if std > MAX_STD:
+        raise MetadataError(
+            f"{source}: normalisation 'std' is {std:g}, above the {MAX_STD:g} degC maximum; no "
+            f"SST spreads that far, so it is not in degC. {fix}"
+        )
+    low, high = MEAN_RANGE
+    if 200.0 <= mean <= 350.0:
+        raise MetadataError(
+            f"{source}: normalisation 'mean' is {mean:g}, which is kelvin, not degC; store "
+            f"mean - 273.15 = {mean - 273.15:.4g} instead. {fix}"
+        )
+    if not low <= mean <= high:
+        raise MetadataError(
+            f"{source}: normalisation 'mean' is {mean:g}, far outside SST in degC "
+            f"({low:g}..{high:g}). {fix}"
+        )
+
+
 def validate_metadata(metadata: Mapping[str, Any], source: str = "the weights") -> None:
     """Check the metadata's keys, types and ranges; raise MetadataError naming the problem."""
     if not isinstance(metadata, Mapping):
         raise MetadataError(f"{source}: metadata must be a JSON object.")
     _check_schema(metadata, METADATA_SCHEMA, f"{source}: metadata")
+    _check_normalisation(metadata["normalisation"], source)
     _check_schema(metadata["architecture"], ARCHITECTURE_SCHEMA, f"{source}: architecture")
     conserve = metadata["architecture"].get("conserve", False)
     if not isinstance(conserve, bool):
@@ -274,7 +317,10 @@ class Model:
         from safetensors.numpy import save
 
         if precision not in ("float32", "float16"):
-            raise ValueError(f"precision must be 'float32' or 'float16', got {precision!r}.")
+            raise OptionError(
+                f"precision must be 'float32' or 'float16', got {precision!r}; pass "
+                "precision='float16' for a file half the size, or leave the float32 default."
+            )
         tensors = {k: v.astype(precision) for k, v in sorted(self._state.items())}
         meta = dict(self._metadata)
         if not self.history.empty:
@@ -299,15 +345,15 @@ class Model:
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "weights", sha256: str | None = None) -> Model:
         """Read a model from safetensors bytes; metadata is checked before tensors are read."""
-        from safetensors import SafetensorError
-        from safetensors.numpy import load
+        from safetensors import SafetensorError, deserialize
 
         header = _read_header(data, source)
         metadata = _parse_metadata(header, source)
         try:
-            tensors = load(data)
+            views = deserialize(data)
         except (SafetensorError, ValueError, OSError) as err:
             raise WeightsError(f"{source} cannot be read as safetensors ({err}).") from err
+        tensors = {name: _decode(name, view, source) for name, view in views}
         history = None
         if HISTORY_KEY in tensors:
             columns = metadata.pop("history_columns", None)
@@ -349,6 +395,28 @@ class Model:
         return plot_history(self, **kwargs)
 
 
+def _decode(name: str, view: Mapping[str, Any], source: str) -> np.ndarray:
+    """A tensor of a safetensors file as numpy: weights in float32, the history as stored."""
+    dtype, shape, data = view["dtype"], view["shape"], view["data"]
+    if dtype == "BF16":
+        # numpy has no bfloat16: its 16 bits are the upper half of a float32's
+        bits = np.frombuffer(data, dtype="<u2").astype("<u4") << np.uint32(16)
+        array = bits.view("<f4")
+    elif dtype in FLOAT_DTYPES:
+        array = np.frombuffer(data, dtype=FLOAT_DTYPES[dtype])
+    else:
+        raise WeightsError(
+            f"{source}: tensor {name!r} has dtype {dtype}; generator weights must be floating "
+            "point (F16, BF16, F32 or F64). Convert the tensors to float32 and save them again "
+            "(Model.save() or safetensors.torch.save_file)."
+        )
+    array = array.reshape(shape)
+    if name == HISTORY_KEY:
+        return array
+    with np.errstate(over="ignore"):  # float64 beyond float32's range: reported as infinite
+        return array.astype(np.float32)
+
+
 def _build_network(model: Model, device: str) -> Generator:
     try:
         import torch
@@ -383,26 +451,33 @@ def _check_state(model: Model, source: str) -> None:
     if missing or extra:
         raise MetadataError(
             f"{source}: tensors do not match the architecture in the metadata "
-            f"(missing {missing[:3]}, unexpected {extra[:3]})."
+            f"(missing {missing[:3]}, unexpected {extra[:3]}); the metadata belongs to "
+            "another network. Save the generator with Model.save() or xsstsr.fit()."
         )
     for key, tensor in expected.items():
         if tuple(tensor.shape) != state[key].shape:
             raise MetadataError(
                 f"{source}: tensor {key!r} has shape {state[key].shape}, the architecture "
-                f"needs {tuple(tensor.shape)}."
+                f"needs {tuple(tensor.shape)}; the metadata belongs to another network. Save "
+                "the generator with Model.save() or xsstsr.fit()."
             )
         if not np.all(np.isfinite(state[key])):
-            raise WeightsError(f"{source}: tensor {key!r} holds NaN or infinite values.")
+            raise WeightsError(
+                f"{source}: tensor {key!r} holds NaN or infinite values (or float64 values "
+                "beyond float32's range); the training diverged or the file is corrupt."
+            )
 
 
-def register(model: Model) -> ModelRef:
-    """Make ``model`` findable in this process and, through a file, in other processes."""
+def register(model: Model, *, persist: bool = True) -> ModelRef:
+    """Make ``model`` findable in this process and, with ``persist``, in other processes
+    through a file (its source, or a copy in the cache). Work computed here and now (the
+    eager path) passes ``persist=False``: it needs no writable cache."""
     from .weights import cache_dir
 
     with _CACHE_LOCK:
         _MODELS.setdefault(model.sha256, model)
     path = model.source if model.source and os.path.isfile(model.source) else None
-    if path is None:
+    if path is None and persist:
         target = cache_dir() / "models" / f"{model.sha256}.safetensors"
         if not target.exists():
             write_atomic(target, model.to_bytes())

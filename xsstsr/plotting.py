@@ -9,9 +9,16 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-from .errors import MissingDependencyError
+from .errors import (
+    InputDataError,
+    InputTypeError,
+    MissingDependencyError,
+    ModelMismatchError,
+    OptionError,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -57,8 +64,17 @@ def _snapshot(da: xr.DataArray, time: Any) -> xr.DataArray:
 
     lat, lon = find_lat_lon(da)
     tdim = find_time(da, lat, lon)
-    if tdim is not None:
-        da = da.sel({tdim: time}, method="nearest") if time is not None else da.isel({tdim: 0})
+    if tdim is not None and time is None:
+        da = da.isel({tdim: 0})
+    elif tdim is not None:
+        try:
+            da = da.sel({tdim: time}, method="nearest")
+        except (TypeError, ValueError, KeyError) as err:  # pandas: a value of another kind
+            axis = da[tdim].values
+            raise OptionError(
+                f"time={time!r} cannot be matched to the time axis {str(tdim)!r} ({err}); pass "
+                f"one of its values, e.g. time={str(axis[0])[:10]!r}."
+            ) from None
     extra = [d for d in da.dims if d not in (lat, lon)]
     if extra:
         da = da.isel({d: 0 for d in extra})
@@ -119,26 +135,39 @@ def plot_compare(
     """
     if result is not None:
         if coarse is not None:
-            raise TypeError(
-                "pass either plot_compare(hi, coarse=...) or "
-                "plot_compare(coarse, result=hi), not both."
+            raise InputTypeError(
+                "coarse= and result= were both given; pass either plot_compare(hi, coarse=...) "
+                "or plot_compare(coarse, result=hi), not both."
             )
         obj, coarse = result, obj
     plt = _pyplot()
+    import matplotlib
+
+    if isinstance(cmap, str) and cmap not in matplotlib.colormaps:
+        raise OptionError(
+            f"cmap={cmap!r} is not a matplotlib colormap; pick one of matplotlib.colormaps, "
+            "e.g. cmap='RdYlBu_r'."
+        )
     coarse_da = _field(coarse, variable)
     result_da = _field(obj, variable)
     truth_da = _field(truth, variable)
     panels: list[tuple[str, xr.DataArray | None]] = [("coarse input", coarse_da)]
     if baseline is not None:
         if coarse_da is None:
-            raise ValueError("baseline= needs coarse= (the low-resolution input).")
+            raise OptionError(
+                f"baseline={baseline!r} needs coarse= (the low-resolution input the baseline "
+                "is made from); pass coarse=, or drop baseline=."
+            )
         assert result_da is not None
         panels.append((baseline, _baseline(coarse_da, baseline, result_da)))
     panels += [("downscaled", result_da), ("truth", truth_da)]
     maps = [(title, _snapshot(da, time)) for title, da in panels if da is not None]
     values = np.concatenate([np.asarray(m.values, dtype="float64").ravel() for _, m in maps])
     if not np.isfinite(values).any():
-        raise ValueError("nothing to show: every panel is NaN at this time step.")
+        raise InputDataError(
+            "nothing to show: every panel is NaN at this time step; pick another one with "
+            "time=, or check that the fields hold ocean values."
+        )
     vmin, vmax = np.nanpercentile(values, [1, 99])
     fig, axes = plt.subplots(
         1,
@@ -172,8 +201,8 @@ def plot_compare(
 def _baseline(coarse: xr.DataArray, name: str, like: xr.DataArray) -> xr.DataArray:
     from .evaluation import BASELINES, bicubic_baseline, nearest_baseline
 
-    if name not in BASELINES:
-        raise ValueError(f"baseline must be one of {BASELINES} or None, got {name!r}.")
+    if not isinstance(name, str) or name not in BASELINES:
+        raise OptionError(f"baseline must be one of {BASELINES} or None, got {name!r}.")
     make = bicubic_baseline if name == "bicubic" else nearest_baseline
     return make(coarse, like=like)
 
@@ -225,12 +254,9 @@ def plot_spectrum(
     """
     import dask
 
-    from .evaluation import _spectrum_task, spectrum_from_parts
+    from .evaluation import _spectrum_task, check_spectrum_options, spectrum_from_parts
 
-    if units not in ("degree", "km"):
-        raise ValueError(f"units must be 'degree' or 'km', got {units!r}.")
-    if nan not in ("auto", "skip", "fill"):
-        raise ValueError(f"nan must be 'auto', 'skip' or 'fill', got {nan!r}.")
+    check_spectrum_options(units, nan)
     plt = _pyplot()
     result_da = _field(obj, variable)
     assert result_da is not None
@@ -352,7 +378,10 @@ def plot_stations(
     from .evaluation import StationSampler
 
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}.")
+        raise OptionError(
+            f"n (how many stations to draw) must be a positive integer, got {n!r}; e.g. n=4, "
+            "or pick them with station_ids=."
+        )
     plt = _pyplot()
     result_da = _field(obj, variable)
     assert result_da is not None
@@ -434,10 +463,19 @@ def plot_stations(
 
 def plot_history(model: Model, *, figsize: tuple[float, float] = (10, 3.6)) -> Figure:
     """Training curves of a fitted model: losses per step and validation RMSE per epoch."""
+    history = getattr(model, "history", None)
+    if not isinstance(history, pd.DataFrame):
+        raise InputTypeError(
+            f"plot_history needs an xsstsr Model (as returned by xsstsr.fit), got "
+            f"{type(model).__name__}."
+        )
+    if history.empty:
+        raise ModelMismatchError(
+            f"model {model.name!r} has no training history: only a model "
+            "made by xsstsr.fit (or saved from one) has it, bundled and converted weights do "
+            "not. Plot the model that xsstsr.fit returned."
+        )
     plt = _pyplot()
-    history = model.history
-    if history is None or history.empty:
-        raise ValueError("this model has no training history (it was not fitted here).")
     fig, (ax_loss, ax_critic, ax_val) = plt.subplots(1, 3, figsize=figsize, constrained_layout=True)
     for column in ("pixel", "station"):
         if column in history and np.isfinite(history[column]).any() and history[column].any():

@@ -7,6 +7,7 @@ lon, sst`` (names configurable with ``columns=``), or as an xarray Dataset with 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -34,7 +35,11 @@ def read_stations(
     columns : mapping, optional
         Where the table's column names differ, e.g. ``{"sst": "temp", "station": "id"}``.
     units : {"degC", "K"}
-        Units of the table's ``sst`` column (a Dataset's units attribute wins).
+        Units of the table's ``sst`` column (a Dataset's units attribute wins). Values
+        implausible for them (outside -5..45 degC once converted) are refused.
+
+    Times may be naive (taken as UTC), timezone-aware (converted to UTC) or cftime dates.
+    A Dataset made from a table with ``set_index`` and ``to_xarray`` works as is.
 
     Examples
     --------
@@ -63,10 +68,7 @@ def read_stations(
     if table.empty:
         raise StationsError("the station table is empty.")
     table["station"] = table["station"].astype(str)
-    try:
-        table["time"] = pd.to_datetime(table["time"])
-    except (ValueError, TypeError) as err:
-        raise StationsError(f"the station 'time' column cannot be read as dates ({err}).") from err
+    table["time"] = _utc_times(table["time"])
     for key in ("lat", "lon", "sst"):
         try:
             table[key] = pd.to_numeric(table[key]).astype("float64")
@@ -92,12 +94,82 @@ def read_stations(
             f"stations {list(moving[moving].index)[:5]} change position over time; fixed "
             "stations only (give each position its own station id)."
         )
-    if canonical_units(units, "the station sst") == "K":
+    stated = canonical_units(units, "the station sst")
+    if stated == "K":
         table["sst"] = table["sst"] - KELVIN_OFFSET
     table = table.dropna(subset=["sst"])
     if table.empty:
         raise StationsError("every station sst value is NaN.")
+    _check_plausible(table["sst"].to_numpy(), stated)
     return table.sort_values(["station", "time"]).reset_index(drop=True)
+
+
+def _utc_times(column: pd.Series) -> pd.Series:
+    """Station times as naive UTC datetimes: timezone-aware times are converted to UTC,
+    cftime dates (of calendars whose dates all exist in the Gregorian one) become
+    datetimes."""
+    values = column.to_numpy()
+    if values.dtype == object and values.size:
+        first = next((v for v in values if v is not None and v == v), None)
+        if first is not None and hasattr(first, "calendar"):  # a cftime date
+            try:
+                index = _to_datetimeindex(xr.CFTimeIndex(values))
+            except ValueError as err:
+                raise StationsError(
+                    f"the station times are {first.calendar!r} cftime dates that do not all "
+                    f"exist in the Gregorian calendar ({err}); convert them with "
+                    "xr.CFTimeIndex(times).to_datetimeindex() after dropping those dates."
+                ) from err
+            return pd.Series(index, index=column.index)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # pandas 2: mixed offsets
+            times = pd.to_datetime(column)
+        if times.dtype == object:  # pandas 2: offsets that differ row by row
+            raise ValueError("mixed time zones")
+    except (ValueError, TypeError):
+        try:  # offsets that differ row by row (e.g. across a daylight-saving change)
+            times = pd.to_datetime(column, utc=True)
+        except (ValueError, TypeError) as err:
+            raise StationsError(
+                f"the station 'time' column cannot be read as dates ({err}); give ISO 8601 "
+                "strings, datetimes or cftime dates."
+            ) from err
+    if getattr(times.dt, "tz", None) is not None:
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    return times
+
+
+def _to_datetimeindex(index: xr.CFTimeIndex) -> pd.DatetimeIndex:
+    """``index.to_datetimeindex()`` without the calendar warning, on old and new xarray."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # non-standard calendars, on purpose
+        try:
+            return index.to_datetimeindex(unsafe=True, time_unit="ns")
+        except TypeError:  # xarray before time_unit=
+            return index.to_datetimeindex(unsafe=True)
+
+
+def _check_plausible(celsius: np.ndarray, stated: str) -> None:
+    """Refuse station SST implausible for the stated units (after conversion to degC)."""
+    from .cf import PHYSICAL_RANGE_DEGC
+
+    lo, hi = PHYSICAL_RANGE_DEGC
+    outside = (celsius < lo) | (celsius > hi)
+    if not outside.any():
+        return
+    raw = celsius + KELVIN_OFFSET if stated == "K" else celsius
+    median = float(np.median(raw))
+    if stated == "degC" and 250.0 <= median <= 320.0:
+        fix = "they look like kelvin: pass units='K' (station_units='K' to fit or evaluate)"
+    elif stated == "K" and lo <= median <= hi:
+        fix = "they look like degC: pass units='degC' (the default)"
+    else:
+        fix = "drop or mask the invalid rows (fill values such as -999?)"
+    raise StationsError(
+        f"{int(outside.sum())} of {celsius.size} station sst values lie outside "
+        f"{lo:g}..{hi:g} degC for units {stated!r} (median {median:g} {stated}); {fix}."
+    )
 
 
 def _from_dsg(ds: xr.Dataset, columns: Mapping[str, Hashable] | None) -> tuple[pd.DataFrame, str]:
@@ -117,6 +189,12 @@ def _from_dsg(ds: xr.Dataset, columns: Mapping[str, Hashable] | None) -> tuple[p
     frame = ds[[names["sst"], names["lat"], names["lon"]]].to_dataframe().reset_index()
     if names["station"] not in frame.columns:
         frame[names["station"]] = frame.index
+    # df.set_index(["station", "time"]).to_xarray() spreads lat/lon over (station, time),
+    # NaN where a station has no row at that time: keep each station's position
+    lat_lon = [names["lat"], names["lon"]]
+    frame = frame.dropna(subset=[names["sst"], *lat_lon], how="all")
+    firsts = frame.groupby(names["station"])[lat_lon].transform("first")
+    frame[lat_lon] = frame[lat_lon].fillna(firsts)  # fill the holes; a move is still refused
     # the caller reads the frame with the canonical names (its columns= mapping is used up)
     frame = frame.rename(columns={name: key for key, name in names.items()})
     return frame, units

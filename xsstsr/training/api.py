@@ -27,7 +27,9 @@ def fit(
     variable: Hashable | None = None,
     lat: Hashable | None = None,
     lon: Hashable | None = None,
+    time: Hashable | None = None,
     station_columns: Mapping[str, Hashable] | None = None,
+    station_units: str = "degC",
     config: FitConfig | None = None,
     **options: Any,
 ) -> Model:
@@ -49,9 +51,12 @@ def fit(
         variable=variable,
         lat=lat,
         lon=lon,
+        time=time,
     )
     station_data = (
-        prepare_stations(stations, data, station_columns) if stations is not None else None
+        prepare_stations(stations, data, station_columns, station_units)
+        if stations is not None
+        else None
     )
     return train(cfg, data, station_data)
 
@@ -78,10 +83,13 @@ target : xarray.Dataset or xarray.DataArray, optional
     High-resolution truth on a grid ``factor`` times finer than ``obj``.
 sources : list of xarray.DataArray, optional
     Extra low-resolution inputs (fusion), regridded onto the input grid.
-variable, lat, lon : str, optional
-    Names of the SST variable and its coordinates when they cannot be detected.
+variable, lat, lon, time : str, optional
+    Names of the SST variable and its dimensions when they cannot be detected (time:
+    datetime or cftime values or CF attributes). Any orientation and time order work.
 station_columns : mapping, optional
     Column names of the station table, e.g. ``{"sst": "temp"}``.
+station_units : {"degC", "K"}
+    Units of the station table's SST (a station Dataset's units attribute wins).
 config : FitConfig, optional
     All the options below at once; options given as keywords override it.
 {options}

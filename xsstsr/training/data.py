@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..cf import KELVIN_OFFSET, find_fields, regular_spacing
+from ..cf import KELVIN_OFFSET, check_physical_range_of, find_fields, regular_spacing
 from ..downscale import align_source, fine_coordinate
 from ..errors import GridError, InputDataError, StationsError, warn_user
 from ..stations import align_to_times, drop_outside, read_stations
@@ -57,9 +57,14 @@ def prepare_data(
     variable: Hashable | None,
     lat: Hashable | None,
     lon: Hashable | None,
+    time: Hashable | None = None,
 ) -> TrainingData:
-    """Find the SST, build the inputs and the truth on nested grids."""
-    da, fields = find_fields(obj, variable, lat, lon)
+    """Find the SST, build the inputs and the truth on nested grids (in canonical order:
+    latitude and longitude ascending, time sorted)."""
+    from ..downscale import canonical_layout
+
+    da, fields = find_fields(obj, variable, lat, lon, time)
+    da = canonical_layout(da, fields.lat, fields.lon, fields.time, 1).canonical(da)
     if fields.time is None:
         raise InputDataError(
             "training needs a time dimension (the generator sees a window of time steps); "
@@ -72,6 +77,7 @@ def prepare_data(
             "first, e.g. ds.isel(depth=0)."
         )
     da = _celsius(da.transpose(fields.time, fields.lat, fields.lon), fields.units)
+    check_physical_range_of(da, fields.units, fields.variable or "the SST")
     lat_dim, lon_dim, time_dim = fields.lat, fields.lon, fields.time
     if target is None:
         frac = parse_factor(4 if factor is None else factor)
@@ -99,6 +105,10 @@ def prepare_data(
         tda, tfields = find_fields(target, None, None, None)
         if tfields.time is None:
             raise InputDataError("target needs the same time dimension as the input.")
+        tda = canonical_layout(tda, tfields.lat, tfields.lon, tfields.time, 1).canonical(tda)
+        check_physical_range_of(
+            _celsius(tda, tfields.units), tfields.units, tfields.variable or "target"
+        )
         t_lat, t_lon = tfields.lat, tfields.lon
         tda = _celsius(tda, tfields.units).transpose(tfields.time, t_lat, t_lon)
         tda = tda.rename({tfields.time: time_dim, t_lat: lat_dim, t_lon: lon_dim})
@@ -217,9 +227,12 @@ class StationData:
 
 
 def prepare_stations(
-    stations: Any, data: TrainingData, columns: Mapping[str, Hashable] | None
+    stations: Any,
+    data: TrainingData,
+    columns: Mapping[str, Hashable] | None,
+    units: str = "degC",
 ) -> StationData:
-    table = read_stations(stations, columns)
+    table = read_stations(stations, columns, units)
     first = data.low[-1][0]
     ocean = np.isfinite(np.asarray(first))
     table = drop_outside(table, data.coarse_lat, data.coarse_lon, data.times, ocean)
