@@ -409,7 +409,12 @@ def test_models(tmp_path: Path) -> None:
     assert done.returncode == 0
     names = xsstsr.available_models()
     if names:
-        assert [line.split("\t")[0] for line in done.stdout.splitlines()] == names
+        header, *rows = done.stdout.splitlines()
+        assert header.split()[:3] == ["name", "factor", "kind"]
+        assert [row.split()[0] for row in rows] == names
+        for row, name in zip(rows, names, strict=True):
+            assert ("realistic" if name.endswith("-gan") else "accurate") in row
+            assert xsstsr.weights.registry()[f"{name}.safetensors"][:12] in row
     else:
         assert done.stdout == ""
         assert "no released models" in done.stderr

@@ -511,3 +511,67 @@ def test_coarsen_truth_rational_factor_is_an_exact_area_mean() -> None:
     block = fine.sst.values[0, :3, :3].astype("float64")
     expected = (w[:, None] * w[None, :] * block).sum() / w.sum() ** 2
     assert float(coarse.sst[0, 0, 0]) == pytest.approx(expected, abs=1e-5)
+
+
+# -- real-world ingredients ------------------------------------------------------------------
+
+
+def _climatology(values: np.ndarray | float = 20.0) -> xr.DataArray:
+    lat, lon = np.arange(-89.0, 90.0, 2.0), np.arange(1.0, 360.0, 2.0)
+    data = np.broadcast_to(np.asarray(values, dtype="float64"), (12, lat.size, lon.size)).copy()
+    return xr.DataArray(
+        data,
+        dims=("month", "lat", "lon"),
+        coords={"month": np.arange(1, 13), "lat": lat, "lon": lon},
+    )
+
+
+QUIET = dict(eddy_std=0.0, front_strength=0.0, heatwaves=False, periods=3)
+
+
+def test_background_replaces_the_analytic_gradient() -> None:
+    ds = dsets.synthetic_sst(16, 16, land=False, background=_climatology(20.0), **QUIET)
+    np.testing.assert_allclose(ds.sst.values, 20.0, atol=1e-5)
+
+
+def test_background_is_interpolated_in_time_between_mid_months() -> None:
+    months = np.arange(12, dtype="float64")[:, None, None] + 10.0  # Jan 10 .. Dec 21 degC
+    ds = dsets.synthetic_sst(
+        4, 4, land=False, background=_climatology(months), start="2021-01-16", **QUIET
+    )
+    np.testing.assert_allclose(ds.sst.values[0], 10.0, atol=0.05)  # mid-January
+    # land in the climatology is filled from the nearest ocean (no hole at a real coast)
+    holes = _climatology(15.0)
+    holes[:, 60:, :] = np.nan
+    filled = dsets.synthetic_sst(4, 4, land=False, background=holes, **QUIET)
+    np.testing.assert_allclose(filled.sst.values, 15.0, atol=1e-5)
+
+
+def test_eddy_energy_follows_eddy_std() -> None:
+    quiet = dsets.synthetic_sst(32, 32, land=False, heatwaves=False, eddy_std=0.05)
+    loud = dsets.synthetic_sst(32, 32, land=False, heatwaves=False, eddy_std=0.8)
+    smooth = dsets.synthetic_sst(32, 32, land=False, heatwaves=False, eddy_std=0.0)
+    noise_quiet = float((quiet.sst - smooth.sst).std())
+    noise_loud = float((loud.sst - smooth.sst).std())
+    assert noise_loud / noise_quiet == pytest.approx(16.0, rel=1e-3)
+
+
+def test_real_land_mask_and_upwelling() -> None:
+    lat, lon = np.linspace(30.25, 41.75, 24), np.linspace(120.25, 131.75, 24)
+    land = xr.DataArray(
+        np.broadcast_to(lon > 129.0, (24, 24)), dims=("lat", "lon"), coords={"lat": lat, "lon": lon}
+    )
+    plain = dsets.synthetic_sst(24, 24, land_mask=land, start="2021-07-15", **QUIET)
+    cold = dsets.synthetic_sst(24, 24, land_mask=land, upwelling=2.0, start="2021-07-15", **QUIET)
+    assert np.isnan(plain.sst.values[:, :, 18:]).all()  # the given coast, not a random one
+    assert np.isfinite(plain.sst.values[:, :, :18]).all()
+    diff = (cold.sst - plain.sst).values[0]
+    assert np.all(diff[:, 17] < -0.5)  # summer upwelling at the coast
+    assert np.all(np.abs(diff[:, 0]) < np.abs(diff[:, 17]) / 10)  # decays offshore
+
+
+def test_background_must_be_monthly() -> None:
+    with pytest.raises(CoordinateError, match=r"isel\(depth=0\)"):
+        dsets.synthetic_sst(4, 4, background=_climatology().expand_dims(depth=[0.0, 10.0]))
+    with pytest.raises(OptionError, match="eddy_std must be a finite number >= 0"):
+        dsets.synthetic_sst(4, 4, eddy_std=-1.0)

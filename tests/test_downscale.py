@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import warnings
 from pathlib import Path
 
 import cloudpickle
 import dask
 import dask.array as dsa
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import xarray as xr
@@ -789,3 +791,42 @@ def test_in_memory_model_eagerly_needs_no_writable_cache(tmp_path, monkeypatch) 
     out = xsstsr.downscale(sst_field(nt=2), model=model, device="cpu")
     assert np.isfinite(out.values).any()
     assert not (blocker.parent / "cache").exists()
+
+
+def _with_domain(model, **domain):
+    return Model(model.state, {**model.metadata, "domain": domain})
+
+
+def test_input_outside_the_declared_domain_warns(model_x4) -> None:
+    model = _with_domain(
+        model_x4,
+        input_spacing_deg=[0.05, 0.5],
+        time_spacing_days=[1, 1],
+        sst_range_degC=[5.0, 30.0],
+    )
+    assert model.domain == {
+        "input_spacing_deg": (0.05, 0.5),
+        "time_spacing_days": (1.0, 1.0),
+        "sst_range_degC": (5.0, 30.0),
+    }
+    inside = sst_field(nt=3)  # 0.25 degrees, daily, 17..27 degC
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", xsstsr.DomainWarning)
+        xsstsr.downscale(inside, model=model, device="cpu")
+    coarse = sst_field(nt=3, step=2.0, lat0=-20.0).assign_coords(
+        time=pd.date_range("2021-01-01", periods=3, freq="MS")
+    )
+    with pytest.warns(xsstsr.DomainWarning, match=r"grid spacing 2 deg.*time step 29.5 days"):
+        xsstsr.downscale(coarse, model=model, device="cpu")
+    with pytest.warns(xsstsr.DomainWarning, match=r"SST .* degC \(trained on 5\.0\.\.30\.0\)"):
+        xsstsr.downscale(inside + 8.0, model=model, device="cpu")
+
+
+def test_output_never_below_freezing_seawater() -> None:
+    model = make_model(4, 1, seed=3, scale=2.0)  # a large, noisy correction
+    cold = sst_field(nt=2, land=False) * 0.0 - 1.85
+    cold = cold + xr.DataArray(np.random.default_rng(0).normal(0, 0.05, cold.shape), dims=cold.dims)
+    cold = cold.assign_attrs(units="degC")
+    out = xsstsr.downscale(cold, model=model, device="cpu")
+    assert float(out.min()) == pytest.approx(-1.9)  # clipped, not below
+    assert out.attrs["xsstsr_bounds_degC"] == [-1.9, 40.0]

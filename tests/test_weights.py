@@ -698,3 +698,19 @@ def test_slow_but_steady_mirror_finishes(release, monkeypatch):
         trickler.stop()
     assert path.read_bytes() == blob
     assert trickler.requests == ["/sst-x4.safetensors"]
+
+
+def test_available_models_details_name_kind_and_domain() -> None:
+    table = xsstsr.available_models(details=True)
+    assert list(table["name"]) == xsstsr.available_models()
+    assert {"factor", "kind", "for", "input_spacing_deg", "time_step_days"} <= set(table.columns)
+    for _, row in table.iterrows():
+        assert row["kind"] == ("realistic" if row["name"].endswith("-gan") else "accurate")
+        assert row["for"] == xsstsr.weights.MODEL_KINDS[row["kind"]]
+        assert row["factor"] == float(row["name"].split("-x")[1].split("-")[0])
+
+
+def test_variant_names_parse_their_factor() -> None:
+    assert xsstsr.weights.factor_of_name("sst-x4-gan") == 4.0
+    assert xsstsr.weights.factor_of_name("sst-x2.5") == 2.5
+    assert xsstsr.weights.factor_of_name("sst-x4-") is None

@@ -360,6 +360,10 @@ def canonical_units(units: object, name: Hashable = "the SST") -> str:
 #: a margin for skin and lake temperatures). Values outside are refused, not clipped.
 PHYSICAL_RANGE_DEGC: tuple[float, float] = (-5.0, 45.0)
 
+#: The output's physical bounds in degC: seawater freezes at about -1.9 degC; 40 degC is
+#: above any observed open-ocean SST. Every result is clipped to them (recorded in attrs).
+OUTPUT_BOUNDS_DEGC: tuple[float, float] = (-1.9, 40.0)
+
 #: Attributes that flag missing or invalid values of undecoded data (CF section 2.5.1).
 FILL_ATTRS: tuple[str, ...] = (
     "_FillValue",

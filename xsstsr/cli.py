@@ -228,7 +228,9 @@ def _parser() -> argparse.ArgumentParser:
     add(
         "models",
         "list the released models",
-        "List the released models (name and sha256) this installation knows.",
+        "List the released models this installation knows: name, factor, kind (accurate or "
+        "realistic), what each is for, the input spacing and time step it was trained on "
+        "(its domain) and sha256.",
     )
     add(
         "versions",
@@ -451,9 +453,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .weights import available_models, registry
+    from .weights import available_models
 
-    known = registry()
     names = available_models()
     if not names:
         print(
@@ -461,8 +462,10 @@ def _models(args: argparse.Namespace) -> int:
             "pass a .safetensors path with --model.",
             file=sys.stderr,
         )
-    for name in names:
-        print(f"{name}\t{known[name + '.safetensors']}")
+    if names:
+        table = available_models(details=True)
+        table["sha256"] = table["sha256"].str[:12]
+        print(table.to_string(index=False))
     return EXIT_OK
 
 

@@ -381,6 +381,12 @@ def synthetic_sst(
     heatwaves: bool = True,
     dtype: str | np.dtype[Any] = "float32",
     chunks: Mapping[Hashable, int] | int | str | None = None,
+    background: xr.DataArray | None = None,
+    land_mask: xr.DataArray | None = None,
+    eddy_std: float = 0.8,
+    eddy_seasonality: float = 0.0,
+    front_strength: float = 1.0,
+    upwelling: float = 0.0,
 ) -> xr.Dataset:
     """Realistic, seeded, resolution-consistent synthetic SST (degC).
 
@@ -429,6 +435,24 @@ def synthetic_sst(
         Floating dtype of ``sst`` (computations are done in float64).
     chunks
         If given, return ``ds.chunk(chunks)`` (dask-backed).
+    background
+        A real monthly climatology (month, lat, lon) in degC, e.g. the World Ocean
+        Atlas surface temperature: it replaces the analytic gradient and seasonal cycle
+        (interpolated to the cells and days; see :func:`xsstsr.realism.background_field`).
+    land_mask
+        A real land mask (True = land, any regular grid, e.g. etopo elevation > 0): it
+        replaces the random coastline when ``land`` is True.
+    eddy_std
+        Standard deviation of the eddies (K): about 0.05 for quiet, smooth regimes, 0.8
+        (the default) for an energetic western boundary current.
+    eddy_seasonality
+        Relative seasonal modulation of the eddy energy (0: none; 0.5: +-50 %, strongest
+        in local late winter).
+    front_strength
+        Scale of the meandering front (0 removes it).
+    upwelling
+        Coastal upwelling: a cold anomaly of this many K at the coast, decaying over
+        0.5 degrees offshore, strongest in local summer (needs land).
 
     Returns
     -------
@@ -490,12 +514,40 @@ def synthetic_sst(
         heatwaves=heatwaves,
         land=land,
     )
-    sst = comp["mean"] + comp["seasonal"] + comp["front"] + comp["eddies"]
+    for key, value in (
+        ("eddy_std", eddy_std),
+        ("eddy_seasonality", eddy_seasonality),
+        ("front_strength", front_strength),
+        ("upwelling", upwelling),
+    ):
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise OptionError(f"{key} must be a finite number >= 0, got {value!r}.")
+    from . import realism
+
+    large_scale = (
+        realism.background_field(background, lat, lon, t_days)
+        if background is not None
+        else comp["mean"] + comp["seasonal"]
+    )
+    hemisphere = 1.0 if float(np.mean(lat)) >= 0 else -1.0
+    eddy_scale = (eddy_std / _EDDY_STD_K) * (
+        1 + eddy_seasonality * hemisphere * np.cos(2 * np.pi * (t_days - 60.0) / 365.25)
+    )
+    sst = large_scale + front_strength * comp["front"] + eddy_scale[:, None, None] * comp["eddies"]
     if heatwaves:
         sst = sst + comp["heatwaves"]
-    sst = np.maximum(sst, _FREEZING_C)
+    land_cells = None
     if land:
-        sst = np.where(comp["land"], np.nan, sst)
+        land_cells = (
+            realism.land_from_mask(land_mask, lat, lon)[None]
+            if land_mask is not None
+            else comp["land"]
+        )
+        if upwelling:
+            sst = sst + realism.upwelling(land_cells[0], lat, lon, t_days, upwelling)
+    sst = np.maximum(sst, _FREEZING_C)
+    if land_cells is not None:
+        sst = np.where(land_cells, np.nan, sst)
 
     ds = xr.Dataset(
         {"sst": (("time", "lat", "lon"), sst.astype(out_dtype), dict(_SST_ATTRS))},

@@ -19,6 +19,7 @@ import xarray as xr
 from ._version import __version__
 from .cf import (
     KELVIN_OFFSET,
+    OUTPUT_BOUNDS_DEGC,
     check_physical_range,
     find_fields,
     find_lat_lon,
@@ -27,6 +28,7 @@ from .cf import (
 )
 from .errors import (
     CoordinateError,
+    DomainWarning,
     GridError,
     InputDataError,
     InputTypeError,
@@ -264,6 +266,44 @@ def fine_land_mask(
     return matched > 0.5
 
 
+def domain_departures(
+    model: Model,
+    da: xr.DataArray,
+    lat: Hashable,
+    lon: Hashable,
+    time: Hashable | None,
+) -> list[str]:
+    """How the input departs from the domain the model declares (empty when inside).
+
+    Spacing counts as inside within a factor 1.5 of the trained range, the time step
+    within a factor 2 (monthly steps vary), the SST within 2 K; the SST is only checked
+    for in-memory input (a dask input is not read to decide a warning).
+    """
+    domain = model.domain
+    if not domain:
+        return []
+    found = []
+    spacing = max(abs(regular_spacing(da[d].values, d)) for d in (lat, lon))
+    if "input_spacing_deg" in domain:
+        lo, hi = domain["input_spacing_deg"]
+        if not lo / 1.5 <= spacing <= hi * 1.5:
+            found.append(f"grid spacing {spacing:g} deg (trained on {lo:g}..{hi:g})")
+    if "time_spacing_days" in domain and time is not None and da.sizes[time] > 1:
+        days = np.diff(time_as_days(da[time].values))
+        step = float(np.median(np.abs(days)))
+        lo, hi = domain["time_spacing_days"]
+        if step > 0 and not lo / 2 <= step <= hi * 2:
+            found.append(f"time step {step:g} days (trained on {lo:g}..{hi:g})")
+    if "sst_range_degC" in domain and not isinstance(da.data, dsa.Array):
+        values = np.asarray(da.values)
+        if np.isfinite(values).any():
+            low, top = float(np.nanmin(values)), float(np.nanmax(values))
+            lo, hi = domain["sst_range_degC"]
+            if low < lo - 2 or top > hi + 2:
+                found.append(f"SST {low:.1f}..{top:.1f} degC (trained on {lo:.1f}..{hi:.1f})")
+    return found
+
+
 def _checked_range(block: np.ndarray, units: str, variable: Hashable) -> np.ndarray:
     """map_blocks kernel: the lazy path's physical-range check, block by block."""
     check_physical_range(block, units, variable)
@@ -406,6 +446,16 @@ def downscale(
     )
     inputs = [align_source(s, work, lat_dim, lon_dim, i) for i, s in enumerate(given)]
     inputs.append(_in_celsius(work, fields.units))
+    outside = domain_departures(loaded, inputs[-1], lat_dim, lon_dim, time_dim)
+    if outside:
+        warn_user(
+            f"the input lies outside what model {loaded.name!r} was trained on: "
+            f"{'; '.join(outside)}. Its result may be no better than interpolation there: "
+            "check it with xsstsr.evaluate (beside bicubic), pick a model whose domain "
+            "covers the input (xsstsr models), or fine-tune one on your data with "
+            f"fit(init={loaded.name!r}).",
+            DomainWarning,
+        )
 
     lazy = any(isinstance(x.data, dsa.Array) for x in inputs)
     if not lazy:  # computed here and now: the device must be this process's
@@ -487,6 +537,7 @@ def downscale(
         xsstsr_version=__version__,
         xsstsr_device=device,
         xsstsr_precision=resolve_precision(precision, device),
+        xsstsr_bounds_degC=list(OUTPUT_BOUNDS_DEGC),  # the clip applied to every value
     )
     line = _history_line(loaded, float(frac), device, attrs["xsstsr_precision"])
     if isinstance(obj, xr.DataArray):

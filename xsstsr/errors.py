@@ -16,6 +16,7 @@ __all__ = [
     "CoordinateError",
     "DataFileNotFoundError",
     "DeviceError",
+    "DomainWarning",
     "DownloadError",
     "FactorError",
     "FitConfigError",
@@ -147,6 +148,10 @@ class XsstsrWarning(UserWarning):
 
 class SkillWarning(XsstsrWarning):
     """A fitted model's best validation score is no better than interpolation."""
+
+
+class DomainWarning(XsstsrWarning):
+    """The input lies outside what the model was trained on (grid spacing, time step, SST)."""
 
 
 class TimeAxisWarning(XsstsrWarning):

@@ -128,6 +128,34 @@ def _check_normalisation(norm: Mapping[str, Any], source: str) -> None:
         )
 
 
+#: The optional ``domain`` metadata: what the model was trained on, each a [min, max] pair.
+DOMAIN_KEYS: dict[str, str] = {
+    "input_spacing_deg": "input grid spacing (degrees)",
+    "time_spacing_days": "time step (days)",
+    "sst_range_degC": "SST (degC)",
+}
+
+
+def _check_domain(domain: Any, source: str) -> None:
+    if not isinstance(domain, Mapping):
+        raise MetadataError(f"{source}: domain must be a mapping of [min, max] pairs.")
+    for key, value in domain.items():
+        if key not in DOMAIN_KEYS:
+            continue  # later versions may declare more
+        ok = (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            and all(math.isfinite(v) for v in value)
+            and value[0] <= value[1]
+        )
+        if not ok:
+            raise MetadataError(
+                f"{source}: domain {key}={value!r:.80}; it must be [min, max], two finite "
+                "numbers with min <= max."
+            )
+
+
 def validate_metadata(metadata: Mapping[str, Any], source: str = "the weights") -> None:
     """Check the metadata's keys, types and ranges; raise MetadataError naming the problem."""
     if not isinstance(metadata, Mapping):
@@ -145,6 +173,8 @@ def validate_metadata(metadata: Mapping[str, Any], source: str = "the weights") 
             f"{source}: factor {metadata['factor']} != upsample/pool "
             f"{metadata['upsample']}/{metadata['pool']}."
         )
+    if "domain" in metadata:
+        _check_domain(metadata["domain"], source)
     from .networks import receptive_halo
 
     needed = receptive_halo(metadata["architecture"], metadata["pool"])
@@ -288,6 +318,16 @@ class Model:
         model not fitted by xsstsr."""
         value = self._metadata.get("validation")
         return dict(value) if isinstance(value, dict) else None
+
+    @property
+    def domain(self) -> dict[str, tuple[float, float]] | None:
+        """What the model was trained on: ``input_spacing_deg``, ``time_spacing_days`` and
+        ``sst_range_degC`` as (min, max); None when the weights do not declare it.
+        :func:`xsstsr.downscale` warns (:class:`~xsstsr.DomainWarning`) outside it."""
+        value = self._metadata.get("domain")
+        if not isinstance(value, dict):
+            return None
+        return {k: (float(v[0]), float(v[1])) for k, v in value.items() if k in DOMAIN_KEYS}
 
     @property
     def normalisation(self) -> tuple[float, float]:

@@ -18,6 +18,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from .cf import OUTPUT_BOUNDS_DEGC
 from .model import Model, ModelRef, resolve_ref
 
 # Low-resolution pixels per tile side (before the halo). On 2 CPU cores 256-pixel tiles one at
@@ -289,6 +290,7 @@ def downscale_block(
     fine = fine[:, fy0:fy1, fx0:fx1]
     fine *= np.float32(std)
     fine += np.float32(mean)
+    np.clip(fine, *OUTPUT_BOUNDS_DEGC, out=fine)  # never below freezing seawater (NaN kept)
     if spec.mask_output:
         valid = np.isfinite(cube[-1, :, lt : lt + core_t, ly : ny - ry, lx : nx - rx])
         valid = valid.reshape((-1, *valid.shape[-2:]))

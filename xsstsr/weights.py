@@ -58,7 +58,12 @@ from .model import Model
 
 DEFAULT_BASE_URL = "https://github.com/xsstsr/xsstsr/raw/{version}/weights/"
 REGISTRY_FILE = "registry.txt"
-NAME_PATTERN = re.compile(r"^sst-x(?P<factor>\d+(?:\.\d+)?)$")
+NAME_PATTERN = re.compile(r"^sst-x(?P<factor>\d+(?:\.\d+)?)(?:-(?P<variant>[a-z]+))?$")
+#: What each kind of released model is for (a name's suffix: none = accurate).
+MODEL_KINDS: dict[str, str] = {
+    "accurate": "lowest RMSE: the default for analysis (small adversarial weight)",
+    "realistic": "restores small-scale energy (spectra, maps) at a small cost in RMSE",
+}
 MIRROR_ENV = "XSSTSR_WEIGHTS_URL"
 TIMEOUT_ENV = "XSSTSR_DOWNLOAD_TIMEOUT"
 MIRROR_SCHEMES = ("http", "https", "file")
@@ -108,19 +113,52 @@ def registry() -> dict[str, str]:
     return dict(_parse_registry(path.read_text()))
 
 
-def available_models() -> list[str]:
-    """Names of the released models, e.g. ``['sst-x2', 'sst-x2.5', 'sst-x4', 'sst-x5']``.
+def available_models(details: bool = False) -> Any:
+    """Names of the released models, e.g. ``['sst-x2', 'sst-x2.5', 'sst-x4', 'sst-x4-gan',
+    'sst-x5']``; ``sst-xF`` is accurate, ``sst-xF-gan`` realistic (:data:`MODEL_KINDS`).
+
+    With ``details=True``, a :class:`pandas.DataFrame` with each model's factor, kind,
+    what it is for and its domain (input spacing and time step it was trained on), read
+    from the shipped files' metadata.
 
     Examples
     --------
     >>> xsstsr.available_models()  # doctest: +SKIP
-    ['sst-x2', 'sst-x2.5', 'sst-x4', 'sst-x5']
+    ['sst-x2', 'sst-x2.5', 'sst-x4', 'sst-x4-gan', 'sst-x5']
     """
     names = [Path(f).stem for f in registry() if f.endswith(".safetensors")]
-    return sorted(names, key=lambda n: (_factor_of(n) or 0.0, n))
+    names = sorted(names, key=lambda n: (factor_of_name(n) or 0.0, n))
+    if not details:
+        return names
+    import pandas as pd
+
+    rows = []
+    for name in names:
+        path = bundled_dir() / f"{name}.safetensors"
+        meta = (
+            Model.from_bytes(path.read_bytes(), source=str(path)).metadata if path.is_file() else {}
+        )
+        match = NAME_PATTERN.match(name)
+        kind = meta.get("kind") or ("realistic" if match and match["variant"] else "accurate")
+        domain = meta.get("domain") or {}
+        spacing = domain.get("input_spacing_deg")
+        step = domain.get("time_spacing_days")
+        rows.append(
+            {
+                "name": name,
+                "factor": factor_of_name(name),
+                "kind": kind,
+                "for": MODEL_KINDS.get(kind, ""),
+                "input_spacing_deg": f"{spacing[0]:g}-{spacing[1]:g}" if spacing else "undeclared",
+                "time_step_days": f"{step[0]:g}-{step[1]:g}" if step else "undeclared",
+                "sha256": registry()[f"{name}.safetensors"],
+            }
+        )
+    return pd.DataFrame(rows)
 
 
-def _factor_of(name: str) -> float | None:
+def factor_of_name(name: str) -> float | None:
+    """The factor a released model's name declares (``sst-x4-gan`` -> 4.0), or None."""
     match = NAME_PATTERN.match(name)
     return float(match["factor"]) if match else None
 

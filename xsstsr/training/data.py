@@ -41,6 +41,32 @@ class TrainingData:
         return int(nt), int(ny), int(nx)
 
 
+def data_domain(data: TrainingData) -> dict[str, list[float]]:
+    """The domain a model fitted on ``data`` declares: its input grid spacing, time step
+    and SST range (see :attr:`xsstsr.Model.domain`)."""
+    import dask
+    import dask.array as dsa
+
+    spacing = max(
+        abs(float(np.median(np.diff(axis)))) if axis.size > 1 else 0.0
+        for axis in (data.coarse_lat, data.coarse_lon)
+    )
+    times = np.asarray(data.times)
+    if times.size > 1 and np.issubdtype(times.dtype, np.datetime64):
+        step = float(np.median(np.diff(times.astype("datetime64[s]").astype("int64")))) / 86400
+    else:
+        step = float("nan")
+    high = data.high
+    if isinstance(high, dsa.Array):
+        low, top = (float(v) for v in dask.compute(dsa.nanmin(high), dsa.nanmax(high)))
+    else:
+        low, top = float(np.nanmin(high)), float(np.nanmax(high))
+    domain = {"input_spacing_deg": [spacing, spacing], "sst_range_degC": [low, top]}
+    if np.isfinite(step):
+        domain["time_spacing_days"] = [step, step]
+    return domain
+
+
 # -- data preparation ----------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ from .data import (
     StationData,
     TrainingData,
     augment,
+    data_domain,
     normalisation_statistics,
     split_times,
 )
@@ -185,6 +186,7 @@ def train(
         "init": None if init is None else {"name": init.name, "sha256": init.sha256},
     }
     meta["training"] = training_info
+    meta["domain"] = data_domain(data)
     fingerprint = hashlib.sha256(
         json.dumps(
             {k: v for k, v in meta.items() if k != "xsstsr_version"}, sort_keys=True, default=str

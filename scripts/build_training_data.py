@@ -1,0 +1,212 @@
+"""Training and held-out data for the released generators, rebuilt from public sources.
+
+Run it to write the stacks as netCDF (``--out``), or import :func:`training_truth` and
+:func:`held_out_truth` (``scripts/train_release.py`` and ``scripts/model_card.py`` do)::
+
+    python scripts/build_training_data.py --factor 4 --out /tmp/x4-train.nc
+
+Sources (Debian packages, public domain; ``apt-get download ferret-datasets
+libncarg-data`` and ``dpkg -x``, then point ``XSSTSR_FERRET_DIR`` and
+``XSSTSR_NCARG_DIR`` at their data folders):
+
+- the World Ocean Atlas surface temperature (``ocean_atlas_subset.nc``, 2 degrees,
+  monthly): the large-scale background of every training box;
+- etopo5 (5-minute topography): the real coastline of every box (land = elevation > 0);
+- for held-out evaluation only, never for training: COADS (``coads_climatology.cdf``)
+  and NCL's STR climatology (``sstdata_netcdf.nc``), both monthly at 2 degrees.
+
+Each training box is :func:`xsstsr.datasets.synthetic_sst` on that background and coast,
+24 coarse cells a side, at a coarse spacing drawn from 0.05 to 4 degrees, daily or
+monthly, with eddy energy from quiet (0.05 K) to energetic (1 K) varying with the
+season, a front of random strength and, near some coasts, upwelling. Boxes of one
+factor are relabelled onto one grid and stacked in time (``fit`` takes one array). The
+held-out boxes use other seeds, and the real climatologies are coarsened by the factor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from xsstsr.datasets import coarsen_truth, synthetic_sst
+
+COARSE_CELLS = 24  # a side, for every box
+COARSE_SPACINGS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # degrees: the inputs to serve
+TRAIN_SEEDS = tuple(range(1000, 1112))
+HELD_OUT_SEEDS = tuple(range(9000, 9014))
+DAILY_STEPS, MONTHLY_STEPS = 8, 6
+
+
+def ferret_dir() -> Path:
+    return Path(os.environ.get("XSSTSR_FERRET_DIR", "/usr/share/ferret-vis/data"))
+
+
+def ncarg_dir() -> Path:
+    return Path(os.environ.get("XSSTSR_NCARG_DIR", "/usr/share/ncarg/data/cdf"))
+
+
+@lru_cache(maxsize=1)
+def background() -> xr.DataArray:
+    """WOA surface temperature (month, lat, lon), degC."""
+    from xsstsr.datasets import open_ocean_atlas
+
+    woa = open_ocean_atlas(ferret_dir() / "ocean_atlas_subset.nc")
+    return woa["temp"].isel(depth=0).load()
+
+
+@lru_cache(maxsize=1)
+def land() -> xr.DataArray:
+    """etopo5 land (elevation > 0) on lat/lon."""
+    etopo = xr.open_dataset(ferret_dir() / "etopo5.cdf", decode_times=False)
+    rose = etopo["ROSE"].rename(ETOPO05_Y="lat", ETOPO05_X="lon")
+    return (rose > 0).load()
+
+
+def box_settings(seed: int) -> dict:
+    """The box a seed draws: spacing, place, time axis and regime."""
+    rng = np.random.default_rng(seed)
+    spacing = COARSE_SPACINGS[seed % len(COARSE_SPACINGS)]
+    size = COARSE_CELLS * spacing
+    mask = land()
+    for _ in range(200):  # a box that is mostly ocean
+        lat0 = float(rng.uniform(-60.0, 60.0 - min(size, 100.0)))
+        lon0 = float(rng.uniform(0.0, 360.0))
+        inside_lon = (mask.lon.values - lon0) % 360.0 < size
+        sub = mask.sel(lat=slice(lat0, lat0 + size)).isel(lon=np.flatnonzero(inside_lon))
+        if sub.size and float(sub.mean()) < 0.4:
+            break
+    daily = spacing <= 0.25 or (spacing == 0.5 and seed % 2 == 0)
+    return {
+        "spacing": spacing,
+        "lat_range": (lat0, lat0 + size),
+        "lon_range": (lon0, lon0 + size),
+        "freq": "D" if daily else "MS",
+        "periods": DAILY_STEPS if daily else MONTHLY_STEPS,
+        "start": f"{2001 + seed % 20}-{1 + int(rng.integers(12)):02d}-01",
+        "eddy_std": float(np.exp(rng.uniform(np.log(0.05), np.log(1.0)))),
+        "eddy_seasonality": float(rng.uniform(0.0, 0.5)),
+        "eddy_slope": float(rng.uniform(-3.5, -2.5)),
+        "front_strength": float(rng.uniform(0.0, 1.0)),
+        "upwelling": float(rng.uniform(0.5, 3.0)) if rng.random() < 0.4 else 0.0,
+        "heatwaves": daily and spacing <= 0.5,
+    }
+
+
+def box(seed: int, factor: float) -> xr.Dataset:
+    """One truth box on the fine grid (``COARSE_CELLS * factor`` cells a side)."""
+    s = box_settings(seed)
+    n = round(COARSE_CELLS * factor)
+    return synthetic_sst(
+        n,
+        n,
+        lat_range=s["lat_range"],
+        lon_range=s["lon_range"],
+        start=s["start"],
+        periods=s["periods"],
+        freq=s["freq"],
+        seed=seed,
+        eddy_slope=s["eddy_slope"],
+        heatwaves=s["heatwaves"],
+        background=background(),
+        land_mask=land(),
+        eddy_std=s["eddy_std"],
+        eddy_seasonality=s["eddy_seasonality"],
+        front_strength=s["front_strength"],
+        upwelling=s["upwelling"],
+    )
+
+
+def stack(boxes: list[xr.Dataset]) -> xr.Dataset:
+    """Boxes relabelled onto the first one's grid and time steps, stacked in time."""
+    first = boxes[0]
+    out = []
+    t0 = np.datetime64("2001-01-01")
+    for i, b in enumerate(boxes):
+        steps = t0 + np.arange(i * 16, i * 16 + b.sizes["time"]).astype("timedelta64[D]")
+        out.append(b.assign_coords(lat=first.lat, lon=first.lon, time=steps))
+    return xr.concat(out, dim="time")
+
+
+def training_truth(factor: float, seeds: tuple[int, ...] = TRAIN_SEEDS) -> xr.Dataset:
+    """The training stack for one factor, with the spacings and steps it spans in attrs."""
+    boxes = [box(seed, factor) for seed in seeds]
+    out = stack(boxes)
+    spacings = [box_settings(seed)["spacing"] for seed in seeds]
+    out.attrs.update(
+        input_spacing_deg=[min(spacings), max(spacings)],
+        time_spacing_days=[1.0, 31.0],
+        boxes=len(boxes),
+    )
+    return out
+
+
+def held_out_truth(factor: float, real: bool = True) -> dict[str, xr.Dataset]:
+    """Held-out records: synthetic boxes of other seeds (one grid each) and the real
+    COADS and STR climatologies at 2 degrees (inputs at ``2 * factor`` degrees)."""
+    from xsstsr.datasets import open_coads_sst
+
+    records = {f"synthetic-{seed}": box(seed, factor) for seed in HELD_OUT_SEEDS}
+    if not real:
+        return records
+    coads = open_coads_sst(ferret_dir() / "coads_climatology.cdf")[["sst"]]
+    records["coads"] = crop_for(coads, factor)
+    str_clim = open_str(ncarg_dir() / "sstdata_netcdf.nc")
+    records["str"] = crop_for(str_clim, factor)
+    return records
+
+
+def open_str(path: Path) -> xr.Dataset:
+    """NCL's STR SST climatology: its lat/lon are data variables (a real-world layout)."""
+    raw = xr.open_dataset(path, decode_times=False)
+    names = {name.lower(): name for name in raw.variables}
+    sst_name = next(n for n in raw.data_vars if raw[n].ndim == 3)
+    sst = raw[sst_name]
+    lat = raw[names["lat"]].values
+    lon = raw[names["lon"]].values
+    dims = sst.dims
+    da = xr.DataArray(
+        sst.values.astype("float32"),
+        dims=("time", "lat", "lon"),
+        coords={
+            "time": np.datetime64("2000-01-16")
+            + np.arange(sst.sizes[dims[0]]) * np.timedelta64(30, "D"),
+            "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+        attrs={"standard_name": "sea_surface_temperature", "units": "degC"},
+        name="sst",
+    )
+    da = da.where(np.isfinite(da) & (da > -5) & (da < 45))
+    return da.sortby("lat").to_dataset()
+
+
+def crop_for(ds: xr.Dataset, factor: float) -> xr.Dataset:
+    """Latitudes 60S..60N and sizes divisible by the factor's coarsening."""
+    ds = ds.sel(lat=slice(-60, 60))
+    from fractions import Fraction
+
+    frac = Fraction(factor).limit_denominator(8)
+    up = frac.numerator
+    ny = ds.sizes["lat"] - ds.sizes["lat"] % up
+    nx = ds.sizes["lon"] - ds.sizes["lon"] % up
+    return ds.isel(lat=slice(0, ny), lon=slice(0, nx))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--factor", type=float, default=4.0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    truth = training_truth(args.factor)
+    truth.to_netcdf(args.out)
+    coarse = coarsen_truth(truth["sst"], args.factor)
+    print(f"wrote {args.out}: truth {dict(truth.sizes)}, inputs {dict(coarse.sizes)}")
+
+
+if __name__ == "__main__":
+    main()
