@@ -121,6 +121,8 @@ def spectrum(f: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray
     for source in ("truth", *SOURCES):
         rows = f[source].reshape(-1, f[source].shape[-1])
         rows = rows[np.isfinite(rows).all(axis=1)]
+        if not len(rows):
+            return np.array([]), {}
         freq, power = periodogram(rows, axis=-1, detrend="linear")
         out[source] = power.mean(axis=0)
     return freq, out
@@ -140,7 +142,9 @@ def card_for(name: str, plots: Path | None) -> tuple[str, dict]:
         if seed is not None and box_settings(seed)["eddy_std"] > 0.3:  # eddying fields
             for source in energy:
                 energy[source].append(band_energy(f[source], factor))
-            spectra.append(spectrum(f))
+            freq, power = spectrum(f)
+            if freq.size:
+                spectra.append((freq, power))
     tables = {
         "held-out synthetic (14 boxes)": pooled(synthetic),
         "held-out real (COADS + STR)": pooled(real),

@@ -574,3 +574,250 @@ def test_fit_bad_option_values_exit_2(
         cli.main(["fit", "a.nc", "m.safetensors", flag, value])
     assert exit_.value.code == 2
     assert flag in capsys.readouterr().err
+
+
+# -- files as they come ---------------------------------------------------------------------
+
+
+def _ferret_file(name: str) -> Path:
+    from xsstsr import datasets as dsets
+
+    try:
+        return dsets._find_ferret_file(name, None)
+    except xsstsr.DataFileNotFoundError:
+        pytest.skip(f"{name} not installed (apt-get install ferret-datasets)")
+
+
+def _year_zero_file(folder: Path, coarse: Path, units: str, step: float) -> Path:
+    """The coarse input with a climatological time axis counted from year 0."""
+    with xr.open_dataset(coarse) as ds:
+        ds = ds.load()
+    numbers = 0.5 * step + step * np.arange(ds.sizes["time"])
+    ds = ds.assign_coords(time=("time", numbers, {"units": units, "axis": "T"}))
+    path = folder / f"year0-{units.split()[0]}.nc"
+    ds.to_netcdf(path)
+    return path
+
+
+def test_downscale_decodes_a_year_zero_time_axis(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ferret's "hour since 0000-01-01" (no year 0 in the standard calendar): decoded in
+    proleptic_gregorian, with a warning, and written back as the same numbers."""
+    src = _year_zero_file(tmp_path, files["coarse"], "hours since 0000-01-01 00:00:00", 730.5)
+    with pytest.raises(ValueError, match="decode"):  # what the CLI used to stop at
+        xr.open_dataset(src)
+    out = tmp_path / "out.nc"
+    argv = ["downscale", str(src), str(out), "--model", str(files["model"]), "--device", "cpu"]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "xsstsr: warning: IN: the time of ['time'] counts from year 0" in err
+    assert "proleptic_gregorian" in err
+    with (
+        xr.open_dataset(out, decode_times=False) as raw,
+        xr.open_dataset(src, decode_times=False) as s,
+    ):
+        assert raw["time"].attrs["calendar"] == "proleptic_gregorian"
+        np.testing.assert_allclose(raw["time"].values, s["time"].values)
+    with xr.open_dataset(out, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)) as back:
+        assert back["time"].values[0].year == 0
+        assert back["sst"].shape == (4, 32, 32)
+
+
+def test_downscale_keeps_an_undecodable_time_as_numbers(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "months since 0000-01-01" cannot be decoded by cftime: kept as numbers, with a
+    warning saying so, rather than refusing the file."""
+    src = _year_zero_file(tmp_path, files["coarse"], "months since 0000-01-01", 1.0)
+    out = tmp_path / "out.nc"
+    argv = ["downscale", str(src), str(out), "--model", str(files["model"]), "--device", "cpu"]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "xsstsr: warning: IN: cannot decode the time of {'time': 'months since 0000-01-01'}" in err
+    )
+    assert "kept as the numbers in the file" in err
+    with xr.open_dataset(out, decode_times=False) as back:
+        np.testing.assert_array_equal(back["time"].values, [0.5, 1.5, 2.5, 3.5])
+        assert back["time"].attrs["units"] == "months since 0000-01-01"
+
+
+def test_downscale_ferret_coads_climatology(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _ferret_file("coads_climatology.cdf")
+    out = tmp_path / "coads_x4.nc"
+    argv = ["downscale", str(src), str(out), "--device", "cpu", "--no-progress"]
+    assert cli.main(argv) == 3  # seven variables: which is the SST?
+    err = capsys.readouterr().err
+    assert "Pass --variable ... or set standard_name=" in err
+    assert "variable=" not in err.replace("standard_name=", "")
+    assert cli.main([*argv, "--variable", "SST", "--chunks", "TIME=4"]) == 0
+    with xr.open_dataset(out, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)) as back:
+        assert back["SST"].shape == (12, 360, 720)
+        assert back.attrs["source"].startswith("downscaled x4 by xsstsr")
+
+
+def test_open_ferret_ocean_atlas() -> None:
+    src = _ferret_file("ocean_atlas_subset.nc")
+    with pytest.warns(xsstsr.XsstsrWarning, match="counts from year 0"):
+        ds, renamed = cli.open_input(str(src), chunks={}, what="IN")
+    assert ds["TIME"].values[0].month == 1
+    assert renamed == {}
+
+
+def _ncl_file(folder: Path, coarse: Path, extra: bool = False) -> Path:
+    """NCL's STR climatology layout: plain dims, lat/lon as 1-D data variables."""
+    with xr.open_dataset(coarse) as ds:
+        ds = ds.load()
+    lat, lon = ds["lat"].values, ds["lon"].values
+    ds = ds.drop_vars(["lat", "lon"]).rename_dims({"lat": "latitude", "lon": "longitude"})
+    ds["lat"] = ("latitude", lat, {"units": "degrees_north"})
+    ds["lon"] = ("longitude", lon, {"units": "degrees_east"})
+    if extra:
+        ds["grid_lat"] = ("latitude", lat, {"units": "degrees_north"})
+    assert "latitude" not in ds.coords
+    path = folder / ("ncl-extra.nc" if extra else "ncl.nc")
+    ds.to_netcdf(path)
+    return path
+
+
+@pytest.mark.parametrize("lat_flag", [None, "lat", "latitude"])
+def test_downscale_takes_coordinates_from_data_variables(
+    tmp_path: Path, files: dict[str, Path], lat_flag: str | None
+) -> None:
+    src = _ncl_file(tmp_path, files["coarse"])
+    out = tmp_path / "out.nc"
+    argv = ["downscale", str(src), str(out), "--model", str(files["model"])]
+    argv += ["--device", "cpu", "--no-progress", "--chunks", "latitude=4"]
+    if lat_flag:
+        argv += ["--lat", lat_flag]
+    assert cli.main(argv) == 0
+    with xr.open_dataset(out) as back, xr.open_dataset(files["coarse"]) as coarse:
+        assert back["sst"].dims == ("time", "lat", "lon")
+        assert back["sst"].shape == (4, 32, 32)
+        assert float(back["lat"].mean()) == pytest.approx(float(coarse["lat"].mean()))
+
+
+def test_several_coordinate_candidates_are_a_typed_error(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _ncl_file(tmp_path, files["coarse"], extra=True)
+    argv = ["downscale", str(src), str(tmp_path / "out.nc"), "--model", str(files["model"])]
+    assert cli.main(argv) == 3
+    err = capsys.readouterr().err
+    assert "no coordinate values on dimension 'latitude'" in err
+    assert "['lat', 'grid_lat']" in err
+    assert "ds.set_coords(['lat']).swap_dims({'latitude': 'lat'})" in err
+    with pytest.raises(xsstsr.CoordinateError, match="set_coords"):
+        cli.open_input(str(src), chunks=None, what="IN")
+
+
+def test_chunks_of_an_unknown_dimension_are_an_error(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["downscale", str(files["coarse"]), str(tmp_path / "out.nc")]
+    assert cli.main([*argv, "--model", str(files["model"]), "--chunks", "tiem=2,lat=8"]) == 3
+    err = capsys.readouterr().err
+    assert "--chunks names ['tiem'], which IN has not; its dimensions are" in err
+    assert "'time'" in err
+    assert not (tmp_path / "out.nc").exists()
+    with pytest.raises(xsstsr.OptionError):
+        cli.open_input(str(files["coarse"]), chunks={"depth": 1}, what="IN")
+
+
+def _anonymous_axes(folder: Path, coarse: Path) -> Path:
+    """Axes that cannot be found: odd names, no CF attributes."""
+    with xr.open_dataset(coarse) as ds:
+        ds = ds.load()
+    ds = ds.rename({"lat": "row", "lon": "col", "time": "step"})
+    for name in ("row", "col", "step"):
+        ds[name].attrs = {}
+    path = folder / "anonymous.nc"
+    ds.to_netcdf(path)
+    return path
+
+
+def test_downscale_lat_lon_time_flags(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _anonymous_axes(tmp_path, files["coarse"])
+    out = tmp_path / "out.nc"
+    argv = ["downscale", str(src), str(out), "--model", str(files["model"])]
+    argv += ["--device", "cpu", "--no-progress", "--chunks", "none"]
+    assert cli.main(argv) == 3
+    err = capsys.readouterr().err
+    assert "--lat" in err
+    assert "lat=" not in err
+    argv += ["--lat", "row", "--lon", "col"]
+    assert cli.main([*argv, "--time", "nope"]) == 3  # passed through, in the CLI's words
+    assert "--time nope is not a dimension of the data" in capsys.readouterr().err
+    assert cli.main([*argv, "--time", "step"]) == 0
+    with xr.open_dataset(out) as back:
+        assert back["sst"].dims == ("step", "row", "col")
+        assert back["sst"].shape == (4, 32, 32)
+
+
+def test_fit_and_evaluate_pass_the_names_through(
+    tmp_path: Path, files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xsstsr.evaluation
+    import xsstsr.training
+
+    seen: dict[str, dict[str, object]] = {}
+
+    def fake_fit(obj: object, stations: object, **kwargs: object) -> object:
+        seen["fit"] = kwargs
+        raise xsstsr.InputDataError("stop here")
+
+    def fake_evaluate(obj: object, **kwargs: object) -> pd.DataFrame:
+        seen["evaluate"] = kwargs
+        return pd.DataFrame({"source": ["downscaled"]})
+
+    monkeypatch.setattr(xsstsr.training, "fit", fake_fit)
+    monkeypatch.setattr(xsstsr.evaluation, "evaluate", fake_evaluate)
+    names = ["--variable", "sst", "--lat", "lat", "--lon", "lon"]
+    fit_argv = ["fit", str(files["truth"]), str(tmp_path / "m.safetensors"), *names]
+    assert cli.main([*fit_argv, "--time", "time"]) == 3
+    assert {k: seen["fit"][k] for k in ("variable", "lat", "lon", "time")} == {
+        "variable": "sst", "lat": "lat", "lon": "lon", "time": "time"
+    }  # fmt: skip
+    assert cli.main(["evaluate", str(files["truth"]), "--truth", str(files["truth"]), *names]) == 0
+    assert {k: seen["evaluate"][k] for k in ("variable", "lat", "lon")} == {
+        "variable": "sst", "lat": "lat", "lon": "lon"
+    }  # fmt: skip
+    with pytest.raises(SystemExit):  # evaluate() has no time=
+        cli.main(["evaluate", str(files["truth"]), "--truth", str(files["truth"]), "--time", "t"])
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "Pass variable=... or set standard_name='sea_surface_temperature' on it.",
+            "Pass --variable ... or set standard_name='sea_surface_temperature' on it.",
+        ),
+        ("pass lat= and lon= explicitly.", "pass --lat and --lon explicitly."),
+        (
+            "pass lat='<dim name>' or add standard_name",
+            "pass --lat <dim name> or add standard_name",
+        ),
+        (
+            "no model for factor=3; pass model='sst-x4'.",
+            "no model for --factor 3; pass --model sst-x4.",
+        ),
+        ("use overwrite=True", "use --overwrite"),
+        ("pass batch_size=4, or fewer", "pass --batch-size 4, or fewer"),
+        # code stays code, and keywords the command has not stay as they are
+        ("drop one with .isel(lat=slice(0, 30)).", "drop one with .isel(lat=slice(0, 30))."),
+        (
+            "fine-tune with fit(init='sst-x4') or tile_size=64",
+            "fine-tune with fit(init='sst-x4') or tile_size=64",
+        ),
+    ],
+)
+def test_library_messages_in_cli_words(message: str, expected: str) -> None:
+    flags = cli._parser().parse_args(["downscale", "a.nc", "b.nc"]).cli_flags
+    assert "--tile-size" not in flags
+    assert cli.cli_words(message, flags) == expected

@@ -201,16 +201,23 @@ def test_output_chunks(m4, m25, factor):
         assert out.chunks == expected
         assert out.dtype == np.float32
 
-    # narrower chunks (and one-step time chunks, with a window of 3) are merged, never split
+    # narrower chunks are computed in larger blocks, and the output keeps the input's
+    # chunks times the factor (rounded to whole fine cells); one-step time chunks, with a
+    # window of 3, are merged
     src = da.chunk(time=1, lat=3, lon=5)
     out = run(src, model)
     assert all(c >= model.window - 1 for c in out.chunks[0])
     assert boundaries(out.chunks[0]) <= boundaries(src.chunks[0])
     for axis in (1, 2):
         coarse = [c / f for c in out.chunks[axis]]
-        assert all(c == int(c) and c >= h and int(c) % model.pool == 0 for c in coarse)
+        assert all(c == int(c) and int(c) % model.pool == 0 for c in coarse)
         assert boundaries(coarse) <= boundaries(src.chunks[axis])
+        assert max(coarse) <= 2 * src.chunks[axis][0]  # not merged to the halo
         assert sum(coarse) == src.shape[axis]
+        if model.pool == 1:
+            assert coarse == list(src.chunks[axis])
+    blocks = [layer for layer in out.data.dask.layers if layer.startswith("sstsr-downscale")]
+    assert len(out.data.dask.layers[blocks[0]]) < out.data.npartitions  # fewer compute blocks
     assert_close_nan(out.values, run(da, model).values)
 
 
@@ -567,7 +574,7 @@ def test_metadata_and_history(m4):
     da = sst_field().assign_attrs(history="2020-01-01: created by hand", source="tests")
     out = run(da, m4)
     assert out.attrs["long_name"] == "sea surface temperature"
-    assert out.attrs["source"] == "tests"
+    assert out.attrs["source"].startswith("tests; downscaled x4 by xsstsr")
     assert out.attrs["xsstsr_model"] == m4.name
     assert out.attrs["xsstsr_model_sha256"] == m4.sha256
     assert out.attrs["xsstsr_factor"] == 4.0
@@ -581,13 +588,13 @@ def test_metadata_and_history(m4):
 
     bare = run(da, m4, keep_attrs=False)
     assert "long_name" not in bare.attrs
-    assert "source" not in bare.attrs
+    assert bare.attrs["source"].startswith("downscaled x4 by xsstsr")  # ours only
     assert bare.attrs["xsstsr_model_sha256"] == m4.sha256
     assert bare.attrs["history"].count("\n") == 0
 
     ds = da.to_dataset().assign_attrs(title="test", history="line one\nline two")
     out_ds = run(ds, m4)
-    assert out_ds.attrs["title"] == "test"
+    assert out_ds.attrs["title"] == f"test (downscaled x4 by xsstsr {m4.name})"
     assert out_ds.attrs["history"].splitlines()[:2] == ["line one", "line two"]
     assert len(out_ds.attrs["history"].splitlines()) == 3
     assert out_ds["sst"].attrs["xsstsr_factor"] == 4.0
@@ -830,3 +837,31 @@ def test_output_never_below_freezing_seawater() -> None:
     out = xsstsr.downscale(cold, model=model, device="cpu")
     assert float(out.min()) == pytest.approx(-1.9)  # clipped, not below
     assert out.attrs["xsstsr_bounds_degC"] == [-1.9, 40.0]
+
+
+def test_output_says_it_was_downscaled_and_by_which_model(m4):
+    """The kept title and source describe the coarse input: both are amended, on the
+    Dataset and on the variable, with the model's name, the factor and its sha256."""
+    da = sst_field().assign_attrs(source="OISST v2.1", title="variable title")
+    ds = da.to_dataset().assign_attrs(
+        title="OISST daily 1/4 degree", source="NOAA", comment="kept as is"
+    )
+    out = run(ds, m4)
+    done = f"downscaled x4 by xsstsr {xsstsr.__version__} with model {m4.name!r} (sha256 "
+    assert out.attrs["title"] == f"OISST daily 1/4 degree (downscaled x4 by xsstsr {m4.name})"
+    assert out.attrs["source"] == f"NOAA; {done}{m4.sha256[:12]})"
+    assert out.attrs["comment"] == "kept as is"
+    assert out["sst"].attrs["source"] == f"OISST v2.1; {done}{m4.sha256[:12]})"
+    assert out["sst"].attrs["title"].startswith("variable title (downscaled x4")
+    # the input is untouched
+    assert ds.attrs["title"] == "OISST daily 1/4 degree"
+    assert ds["sst"].attrs["source"] == "OISST v2.1"
+
+    bare = run(ds, m4, keep_attrs=False)
+    assert "title" not in bare.attrs  # no input title to amend, none invented
+    assert bare.attrs["source"] == f"{done}{m4.sha256[:12]})"
+    assert bare["sst"].attrs["source"] == bare.attrs["source"]
+
+    plain = run(sst_field(), m4)  # a DataArray without source or title
+    assert plain.attrs["source"] == f"{done}{m4.sha256[:12]})"
+    assert "title" not in plain.attrs

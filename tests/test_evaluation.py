@@ -70,21 +70,31 @@ def stations(truth: xr.DataArray) -> pd.DataFrame:
     )
 
 
-def brute(f: np.ndarray, t: np.ndarray, q: float = 0.99) -> dict[str, float]:
+def brute(
+    f: np.ndarray, t: np.ndarray, q: float = 0.99, w: np.ndarray | None = None
+) -> dict[str, float]:
+    """The scores by hand: weighted by ``w`` (broadcast to ``f``), unweighted without it."""
+    w = np.ones(np.shape(f)) if w is None else np.broadcast_to(w, np.shape(f))
     ok = np.isfinite(f) & np.isfinite(t)
-    f, t = f[ok].astype("float64"), t[ok].astype("float64")
+    f, t, w = f[ok].astype("float64"), t[ok].astype("float64"), w[ok].astype("float64")
     d = f - t
-    thr = np.quantile(t, q)
+    thr = np.quantile(t, q)  # the extremes are a quantile of the cells, not of the area
     ext = t > thr
+    af, at = f - np.average(f, weights=w), t - np.average(t, weights=w)
     return {
-        "rmse": np.sqrt(np.mean(d**2)),
-        "bias": d.mean(),
-        "mae": np.abs(d).mean(),
-        "corr": np.corrcoef(f, t)[0, 1],
-        "rmse_extremes": np.sqrt(np.mean(d[ext] ** 2)),
+        "rmse": np.sqrt(np.average(d**2, weights=w)),
+        "bias": np.average(d, weights=w),
+        "mae": np.average(np.abs(d), weights=w),
+        "corr": np.sum(w * af * at) / np.sqrt(np.sum(w * af**2) * np.sum(w * at**2)),
+        "rmse_extremes": np.sqrt(np.average(d[ext] ** 2, weights=w[ext])),
         "n": d.size,
         "n_extremes": int(ext.sum()),
     }
+
+
+def cos_lat(da: xr.DataArray) -> np.ndarray:
+    """The default area weights of a (..., lat, lon) field, broadcast to its shape."""
+    return np.broadcast_to(np.cos(np.deg2rad(da["lat"].values))[:, None], da.shape)
 
 
 def row(table: pd.DataFrame, **where: str) -> pd.Series:
@@ -108,9 +118,14 @@ def test_grid_scores_match_numpy(result: xr.DataArray, truth: xr.DataArray) -> N
     assert list(table.columns) == list(SCORE_COLUMNS)
     assert len(table) == 1
     r = row(table, source="downscaled", against="grid", period="all", region="all")
-    check(r, brute(result.values, truth.values))
+    check(r, brute(result.values, truth.values, w=cos_lat(truth)))
     assert r["n_extremes"] >= 1
     assert table.attrs["extremes_quantile"] == 0.99
+    assert table.attrs["weights"] == "area (cos lat)"
+    flat = evaluate(result, truth, by=None, weights="none")
+    check(row(flat, source="downscaled"), brute(result.values, truth.values))
+    assert flat.attrs["weights"] == "none"
+    pd.testing.assert_frame_equal(evaluate(result, truth, by=None, weights=False), flat)
 
 
 def test_accessor_and_top_level_function(result: xr.DataArray, truth: xr.DataArray) -> None:
@@ -130,7 +145,7 @@ def test_common_mask_for_all_sources(
     assert table["n"].nunique() == 1
     near = nearest_baseline(coarse, like=truth)
     ok = np.isfinite(holey.values) & np.isfinite(near.values)
-    expected = brute(np.where(ok, near.values, np.nan), truth.values)
+    expected = brute(np.where(ok, near.values, np.nan), truth.values, w=cos_lat(truth))
     check(row(table, source="nearest"), expected)
 
 
@@ -150,14 +165,15 @@ def test_result_in_kelvin(result: xr.DataArray, truth: xr.DataArray) -> None:
 
 def test_only_common_time_steps(result: xr.DataArray, truth: xr.DataArray) -> None:
     table = evaluate(result.isel(time=slice(0, 4)), truth.isel(time=slice(2, 6)), by=None)
-    expected = brute(result.values[2:4], truth.values[2:4])
+    expected = brute(result.values[2:4], truth.values[2:4], w=cos_lat(truth[2:4]))
     check(row(table, source="downscaled"), expected)
 
 
 def test_without_time(result: xr.DataArray, truth: xr.DataArray) -> None:
     table = evaluate(result.isel(time=0), truth.isel(time=0))
     assert table["period"].tolist() == ["all"]
-    check(row(table, source="downscaled"), brute(result.values[0], truth.values[0]))
+    expected = brute(result.values[0], truth.values[0], w=cos_lat(truth[0]))
+    check(row(table, source="downscaled"), expected)
 
 
 def test_extra_dimension(result: xr.DataArray, truth: xr.DataArray) -> None:
@@ -165,7 +181,9 @@ def test_extra_dimension(result: xr.DataArray, truth: xr.DataArray) -> None:
     ens_truth = xr.concat([truth, truth], dim="member")
     table = evaluate(ens, ens_truth, by=None)
     expected = brute(
-        np.stack([result.values, result.values + 0.5]), np.stack([truth.values, truth.values])
+        np.stack([result.values, result.values + 0.5]),
+        np.stack([truth.values, truth.values]),
+        w=cos_lat(ens_truth),
     )
     check(row(table, source="downscaled"), expected)
 
@@ -178,7 +196,7 @@ def test_seasons_and_months() -> None:
     assert table["period"].tolist() == ["all", "DJF", "MAM", "JJA", "SON"]
     months = t.time.dt.month.values
     djf = np.isin(months, [12, 1, 2])
-    check(row(table, period="DJF"), brute(f.values[djf], t.values[djf]))
+    check(row(table, period="DJF"), brute(f.values[djf], t.values[djf], w=cos_lat(t[djf])))
     monthly = evaluate(f.assign_attrs(t.attrs), t, by="month")
     present = sorted(set(months.tolist()))
     labels = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -199,10 +217,11 @@ def test_regions_boxes_and_masks(result: xr.DataArray, truth: xr.DataArray) -> N
     assert table["region"].tolist() == ["all", "box", "ne", "ne2"]
     lat2d, lon2d = xr.broadcast(truth.lat, truth.lon)
     in_box = (lat2d >= 33.0) & (lat2d <= 33.9) & (lon2d >= 124.0) & (lon2d <= 125.0)
+    w = cos_lat(truth)
     sel = np.broadcast_to(in_box.values, truth.shape)
-    check(row(table, region="box"), brute(result.values[sel], truth.values[sel]))
+    check(row(table, region="box"), brute(result.values[sel], truth.values[sel], w=w[sel]))
     sel = np.broadcast_to(mask.transpose("lat", "lon").values, truth.shape)
-    check(row(table, region="ne"), brute(result.values[sel], truth.values[sel]))
+    check(row(table, region="ne"), brute(result.values[sel], truth.values[sel], w=w[sel]))
     single = evaluate(result, truth, by=None, regions=mask.rename("northeast"))
     assert single["region"].tolist() == ["all", "northeast"]
 
@@ -414,22 +433,173 @@ def test_stations_on_land_are_not_scored(result: xr.DataArray) -> None:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_merged_stats_equal_direct_ones(seed: int) -> None:
+    """Chan's weighted merge of blocks gives xskillscore's scores of the whole, and numpy's."""
+    import xskillscore as xs
+
     rng = np.random.default_rng(seed)
     n = int(rng.integers(50, 400))
     t = np.round(rng.normal(20, 3, n), 1)  # ties
     f = np.stack([t + rng.normal(0, 0.5, n), t * 0.9 + 2])
+    w = rng.uniform(0.1, 1.0, n)
     k = _top_size(n, 0.95)
     cuts = np.sort(rng.choice(np.arange(1, n), size=5, replace=False))
     parts = [
-        _Stats.of(tp, fp, k)
-        for tp, fp in zip(np.split(t, cuts), np.split(f, cuts, axis=1), strict=True)
+        _Stats.of(tp, fp, wp, k)
+        for tp, fp, wp in zip(
+            np.split(t, cuts), np.split(f, cuts, axis=1), np.split(w, cuts), strict=True
+        )
     ]
     merged = parts[0]
     for part in parts[1:]:
         merged = merged.merge(part)
+    assert merged.direct is None
     assert _quantile_from_top(merged.top_t, n, 0.95) == pytest.approx(np.quantile(t, 0.95))
-    for j, scores in enumerate(merged.scores(0.95)):
-        check(pd.Series(scores), brute(f[j], t, 0.95))
+    whole = _Stats.of(t, f, w, k, direct=True)
+    a, b = xr.DataArray(f, dims=("source", "cell")), xr.DataArray(t, dims="cell")
+    weights = xr.DataArray(w, dims="cell")
+    for metric, name in ((xs.rmse, "rmse"), (xs.me, "bias"), (xs.mae, "mae")):
+        reference = metric(a, b, dim="cell", weights=weights, skipna=True).values
+        np.testing.assert_allclose([s[name] for s in merged.scores(0.95)], reference, rtol=1e-10)
+    reference = xs.pearson_r(a, b, dim="cell", weights=weights, skipna=True).values
+    np.testing.assert_allclose([s["corr"] for s in merged.scores(0.95)], reference, rtol=1e-10)
+    for j, (streamed, direct) in enumerate(
+        zip(merged.scores(0.95), whole.scores(0.95), strict=True)
+    ):
+        check(pd.Series(streamed), brute(f[j], t, 0.95, w=w))
+        check(pd.Series(direct), brute(f[j], t, 0.95, w=w))
+
+
+# -- area weights ---------------------------------------------------------------------------
+
+
+def global_fields(ny: int = 90, nx: int = 180, step: float = 2.0) -> tuple[xr.Dataset, xr.Dataset]:
+    """A global 2-degree truth and a 'result' whose error grows towards the poles."""
+    rng = np.random.default_rng(4)
+    lat = -90 + step / 2 + step * np.arange(ny)
+    lon = step / 2 + step * np.arange(nx)
+    coords = {
+        "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
+        "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"}),
+    }
+    attrs = {"standard_name": "sea_surface_temperature", "units": "degC"}
+    t = 28 - 30 * np.sin(np.deg2rad(lat))[:, None] ** 2 + rng.normal(0, 0.5, (ny, nx))
+    spread = 0.05 + 0.3 * np.abs(np.sin(np.deg2rad(lat)))[:, None]
+    f = t + spread * rng.normal(0, 1, (ny, nx))
+    truth = xr.Dataset({"sst": (("lat", "lon"), t, attrs)}, coords=coords)
+    return truth.copy(data={"sst": f}), truth
+
+
+def test_area_weights_matter_on_a_global_grid() -> None:
+    """High latitudes hold many small cells: unweighted, their large errors dominate."""
+    result, truth = global_fields()
+    weighted = row(evaluate(result, truth, by=None), source="downscaled")
+    flat = row(evaluate(result, truth, by=None, weights="none"), source="downscaled")
+    d = (result["sst"] - truth["sst"]).values
+    cos = np.broadcast_to(np.cos(np.deg2rad(truth.lat.values))[:, None], d.shape)
+    by_hand = np.sqrt(np.sum(cos * d**2) / np.sum(cos))
+    assert weighted["rmse"] == pytest.approx(by_hand, rel=1e-12)
+    assert flat["rmse"] == pytest.approx(np.sqrt(np.mean(d**2)), rel=1e-12)
+    assert flat["rmse"] > 1.15 * weighted["rmse"]  # 0.257 against 0.216
+    assert weighted["n"] == flat["n"] == d.size
+
+
+def test_cell_bounds_give_the_area_weights() -> None:
+    """sin(lat1) - sin(lat0) is cos(lat) on a regular grid; bounds count where rows differ."""
+    result, truth = global_fields(ny=12, nx=24, step=15.0)
+    lat, lon = truth.lat.values, truth.lon.values
+    regular = np.stack([lat - 7.5, lat + 7.5], axis=1)
+    bounded = truth.assign(lat_bnds=(("lat", "nv"), regular))
+    by_cos = evaluate(result, truth, by=None)
+    by_bounds = evaluate(result, bounded, by=None)
+    assert by_bounds.attrs["weights"] == "area (cell bounds)"
+    pd.testing.assert_frame_equal(by_cos, by_bounds, rtol=1e-10)
+    # uneven rows: the two polar rows are twice as tall; found through the CF attribute
+    uneven = regular.copy()
+    uneven[0, 0], uneven[-1, 1] = -97.5, 97.5  # not on a sphere: shows the sin() is used
+    lon_b = np.stack([lon - 7.5, lon + 7.5], axis=1)
+    lon_b[0] = [352.5, 367.5 - 360.0]  # a cell across 0 degrees, written wrapped
+    ds = truth.assign(b_lat=(("lat", "nv"), uneven), b_lon=(("nv", "lon"), lon_b.T)).assign_coords(
+        lat=truth.lat.assign_attrs(bounds="b_lat"), lon=truth.lon.assign_attrs(bounds="b_lon")
+    )
+    s = np.sin(np.deg2rad(uneven))
+    width = np.full(lon.size, 15.0)
+    w = np.abs(s[:, 1] - s[:, 0])[:, None] * width[None, :]
+    expected = brute(result["sst"].values, truth["sst"].values, w=w)
+    check(row(evaluate(result, ds, by=None), source="downscaled"), expected)
+    # bounds of the result's own Dataset count when the truth has none
+    own = result.assign(b_lat=ds.b_lat, b_lon=ds.b_lon).assign_coords(lat=ds.lat, lon=ds.lon)
+    check(row(evaluate(own, truth["sst"], by=None), source="downscaled"), expected)
+    with pytest.raises(GridError, match="drop_vars"):
+        evaluate(result, truth.assign(lat_bnds=(("lat", "nv"), np.zeros((12, 3)))))
+
+
+def test_given_weights(result: xr.DataArray, truth: xr.DataArray) -> None:
+    rng = np.random.default_rng(3)
+    grid = truth.isel(time=0, drop=True)
+    given = grid.copy(data=rng.uniform(0.5, 2.0, grid.shape)).rename(lat="y", lon="x")
+    given = given.assign_coords(
+        y=given.y.assign_attrs(standard_name="latitude"),
+        x=given.x.assign_attrs(standard_name="longitude"),
+    )
+    table = evaluate(result, truth, by=None, weights=given)
+    assert table.attrs["weights"] == "given"
+    check(row(table), brute(result.values, truth.values, w=given.values))
+    # weight 0 or NaN: the cell is not scored
+    holes = given.copy(data=np.where(np.arange(grid.shape[0])[:, None] < 4, np.nan, given.values))
+    holes[-1] = 0.0
+    scored = row(evaluate(result, truth, by=None, weights=holes))
+    inside = np.broadcast_to(np.isfinite(holes.values) & (holes.values > 0), truth.shape)
+    ok = inside & np.isfinite(truth.values)
+    assert scored["n"] == int(ok.sum())
+    check(scored, brute(np.where(ok, result.values, np.nan), truth.values, w=given.values))
+    with pytest.raises(InputDataError, match="negative"):
+        evaluate(result, truth, weights=-given)
+    with pytest.raises(InputDataError, match=r"weights\.isel\(time=0\)"):
+        evaluate(result, truth, weights=truth)
+    with pytest.raises(GridError, match="weights is not on"):
+        evaluate(result, truth, weights=given.isel(x=slice(1, None)))
+    with pytest.raises(OptionError, match="weights must be 'area'"):
+        evaluate(result, truth, weights="cos")
+
+
+def test_weights_stay_lazy_in_one_compute(
+    result: xr.DataArray, truth: xr.DataArray, stations: pd.DataFrame
+) -> None:
+    rng = np.random.default_rng(8)
+    grid = truth.isel(time=0, drop=True)
+    given = grid.copy(data=rng.uniform(0.5, 2.0, grid.shape))
+    lat_b = np.stack([truth.lat.values - 0.03, truth.lat.values + 0.04], axis=1)
+    bounded = truth.to_dataset().assign(lat_bnds=(("lat", "nv"), lat_b))
+    calls = []
+
+    def counting_get(*args, **kw):
+        calls.append(1)
+        return dask.threaded.get(*args, **kw)
+
+    for weights, ref, chunked in (
+        (given, truth, {"lat": 16, "lon": 12}),
+        ("area", bounded, {"lat": 16}),
+        (given, truth, None),  # in-memory fields, lazy weights
+    ):
+        eager = evaluate(result, ref, stations, weights=weights)
+        lazy_ref = ref.chunk(time=3, lat=8)
+        lazy_result = result if chunked is None else result.chunk(time=2, **chunked)
+        lazy_weights = given.chunk(lat=8) if weights is given else weights
+        calls.clear()
+        with dask.config.set(scheduler=counting_get):
+            lazy = evaluate(
+                lazy_result, lazy_ref if chunked else ref, stations, weights=lazy_weights
+            )
+        assert len(calls) == 1
+        pd.testing.assert_frame_equal(eager, lazy, rtol=1e-10, atol=1e-10)
+    with pytest.raises(InputDataError, match="negative"):
+        evaluate(result.chunk(time=2), truth, weights=-given.chunk(lat=8))
+
+
+def test_stations_are_not_weighted(result: xr.DataArray, stations: pd.DataFrame) -> None:
+    a = evaluate(result, stations=stations, by=None)
+    b = evaluate(result, stations=stations, by=None, weights="none")
+    pd.testing.assert_frame_equal(a, b)
 
 
 # -- spectra -------------------------------------------------------------------------------
@@ -489,3 +659,25 @@ def test_spectrum_units_land_and_dask() -> None:
         zonal_spectrum(da, nan=["skip"])
     with pytest.raises(InputDataError, match="nan='fill'"):
         zonal_spectrum(da.where(da.lon > 120.1), nan="skip")
+
+
+def test_spectrum_is_the_row_mean_of_scipy_periodograms() -> None:
+    """The rows' PSD is scipy's; xsstsr only averages the rows and fills or skips land."""
+    from scipy.signal import periodogram
+
+    rng = np.random.default_rng(1)
+    da = plane_wave(3, n=48)
+    da = da + rng.normal(0, 0.3, da.shape)
+    da = da.where(~((da.lat == da.lat[2]) & (da.lon < 121)))  # one row crosses land
+    rows = da.transpose("time", "lat", "lon").values.reshape(-1, 48)
+    complete = np.isfinite(rows).all(axis=1)
+    _, psd = periodogram(rows[complete], fs=1 / 0.25, window="hann", detrend="linear", axis=-1)
+    skip = zonal_spectrum(da, nan="skip")
+    np.testing.assert_allclose(skip.values, psd.mean(axis=0)[1:], rtol=1e-12)
+    filled = rows.copy()
+    for r in np.nonzero(~complete)[0]:
+        ok = np.isfinite(filled[r])
+        filled[r] = np.interp(np.arange(48), np.nonzero(ok)[0], filled[r][ok])
+    _, psd = periodogram(filled, fs=1 / 0.25, window="hann", detrend="linear", axis=-1)
+    fill = zonal_spectrum(da.chunk(lat=3), nan="fill")
+    np.testing.assert_allclose(fill.values, psd.mean(axis=0)[1:], rtol=1e-12)

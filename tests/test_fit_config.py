@@ -49,6 +49,7 @@ BAD_OPTIONS = [
     (dict(gp_weight=float("inf")), "gp_weight must be"),
     (dict(lr_schedule="linear "), "unknown lr_schedule"),
     (dict(lr_schedule="step"), "use one of 'constant', 'cosine', 'linear'"),
+    (dict(keep="final"), "use one of 'best', 'last'"),
     (dict(batch_size=0), "batch_size must be a positive integer"),
     (dict(batch_size=2.5), "batch_size must be a positive integer"),
     (dict(batch_size=True), "batch_size must be a positive integer"),
@@ -375,3 +376,14 @@ def test_augmentation_moves_the_stations_with_the_field() -> None:
 def test_unknown_option_over_a_config_is_refused(truth: xr.Dataset) -> None:
     with pytest.raises(xsstsr.FitConfigError, match="did you mean 'steps'"):
         xsstsr.fit(truth, config=FitConfig(**TINY), step=3)
+
+
+def test_keep_last_returns_the_last_checkpoint(truth: xr.Dataset) -> None:
+    """A realistic model keeps its last weights: the lowest-RMSE one would undo the trade."""
+    options = {**TINY, "steps": 6, "validate_every": 2, "lr": 5e-3}
+    best = quiet(truth, **options)
+    last = quiet(truth, keep="last", **options)
+    assert last.validation["step"] == 6
+    history = last.history.dropna(subset=["val_rmse"])
+    assert last.validation["rmse"] == pytest.approx(history["val_rmse"].iloc[-1])
+    assert best.validation["rmse"] == pytest.approx(history["val_rmse"].min())

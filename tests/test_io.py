@@ -408,8 +408,8 @@ def test_streaming_write_holds_the_same_whatever_the_record_length(
     largest = _largest_compute(tmp_path, scheduler, n, lon0, step, lat_chunk)
     (tasks_48, held_48), (tasks_192, held_192) = largest[48], largest[192]
     assert tasks_192 <= tasks_48, largest
-    if scheduler == "synchronous":
-        assert held_192 <= held_48, largest
+    if scheduler == "synchronous":  # a block more or less is order; growth would be ~4x
+        assert held_192 <= held_48 + 1, largest
 
 
 def test_the_streaming_measure_sees_one_graph(

@@ -17,6 +17,7 @@ import xsstsr  # noqa: E402
 from xsstsr import plotting  # noqa: E402
 from xsstsr.datasets import coarsen_truth  # noqa: E402
 from xsstsr.errors import (  # noqa: E402
+    GridError,
     InputDataError,
     InputTypeError,
     ModelMismatchError,
@@ -87,10 +88,73 @@ def test_exported_from_the_package() -> None:
 def test_plot_compare_panels(hi: xr.DataArray, coarse: xr.DataArray, truth: xr.DataArray) -> None:
     fig = hi.sstsr.plot_compare(coarse=coarse, truth=truth)
     assert isinstance(fig, Figure)
-    assert titles(fig) == ["coarse input (8x8)", "downscaled (32x32)", "truth (32x32)"]
+    assert titles(fig) == [
+        "coarse input (8x8)",
+        "downscaled (32x32)",
+        "truth (32x32)",
+        "downscaled - truth (32x32)",
+    ]
     assert fig.get_suptitle() == "time = 2021-01-01"
-    colorbar = fig.axes[-1]
-    assert colorbar.get_ylabel() == "SST (degC)"
+    colorbars = [ax.get_ylabel() for ax in fig.axes if not ax.get_title()]
+    assert colorbars == ["SST (degC)", "difference (K)"]
+
+
+def map_axes(fig: Figure) -> list:
+    return [ax for ax in fig.axes if ax.get_title()]
+
+
+def test_plot_compare_draws_as_the_field_does(
+    hi: xr.DataArray, coarse: xr.DataArray, truth: xr.DataArray
+) -> None:
+    """Degrees on the axes, thermal SST, grey land, and the error on a scale centred on 0."""
+    fig = hi.sstsr.plot_compare(coarse=coarse, truth=truth)
+    axes = map_axes(fig)
+    assert len(axes) == 4
+    assert [ax.get_xlabel() for ax in axes] == ["longitude (degrees east)"] * 4
+    assert axes[0].get_ylabel() == "latitude (degrees north)"
+    grey = (0.75, 0.75, 0.75, 1.0)
+    for ax in axes[:3]:
+        mesh = ax.collections[0]
+        assert mesh.get_cmap().name == "thermal"
+        assert tuple(mesh.get_cmap().get_bad()) == grey
+    diff = axes[3].collections[0]
+    assert diff.get_cmap().name == "balance"
+    assert tuple(diff.get_cmap().get_bad()) == grey
+    low, high = diff.get_clim()
+    assert high == -low > 0
+    expected = hi.isel(time=0).values - truth.isel(time=0).values
+    np.testing.assert_allclose(diff.get_array().reshape(expected.shape), expected, rtol=1e-6)
+    land = np.isnan(truth.isel(time=0).values)
+    assert land.any()
+    assert np.ma.getmaskarray(diff.get_array()).reshape(land.shape)[land].all()
+
+
+def test_plot_compare_without_cmocean(
+    hi: xr.DataArray, truth: xr.DataArray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cmocean", None)  # import cmocean: ImportError
+    fig = xsstsr.plot_compare(hi, truth=truth)
+    axes = map_axes(fig)
+    assert [ax.collections[0].get_cmap().name for ax in axes] == ["viridis"] * 2 + ["RdBu_r"]
+    assert tuple(axes[0].collections[0].get_cmap().get_bad()) == (0.75, 0.75, 0.75, 1.0)
+    fig = xsstsr.plot_compare(hi, truth=truth, cmap="magma", diff_cmap="PuOr_r")
+    assert [ax.collections[0].get_cmap().name for ax in map_axes(fig)][-2:] == ["magma", "PuOr_r"]
+
+
+def test_plot_compare_difference_against_the_baseline(
+    hi: xr.DataArray, coarse: xr.DataArray, truth: xr.DataArray
+) -> None:
+    fig = xsstsr.plot_compare(hi, coarse, baseline="nearest")
+    assert titles(fig)[-1] == "downscaled - nearest (32x32)"
+    near = xsstsr.evaluation.nearest_baseline(coarse, like=hi).isel(time=0).values
+    diff = map_axes(fig)[-1].collections[0].get_array().reshape(near.shape)
+    np.testing.assert_allclose(diff, hi.isel(time=0).values - near, rtol=1e-6)
+    fig = xsstsr.plot_compare(hi, coarse)  # nothing to subtract: no difference panel
+    assert titles(fig) == ["coarse input (8x8)", "downscaled (32x32)"]
+    with pytest.raises(GridError, match="difference panel"):
+        xsstsr.plot_compare(hi, truth=truth.isel(lon=slice(1, None)))
 
 
 def test_plot_compare_older_calling_form_and_baseline(
@@ -102,6 +166,7 @@ def test_plot_compare_older_calling_form_and_baseline(
         "nearest (32x32)",
         "downscaled (32x32)",
         "truth (32x32)",
+        "downscaled - truth (32x32)",
     ]
     assert fig.get_suptitle() == "time = 2021-01-03"
     with pytest.raises(InputTypeError, match="not both"):
@@ -132,6 +197,8 @@ def test_plot_compare_bad_time_and_cmap(hi: xr.DataArray) -> None:
         xsstsr.plot_compare(hi, time=3)
     with pytest.raises(OptionError, match="cmap='RdYlBu_r'"):
         xsstsr.plot_compare(hi, cmap="no-such-map")
+    with pytest.raises(OptionError, match="cmap must be a colormap"):
+        xsstsr.plot_compare(hi, diff_cmap=3)
 
 
 def test_plot_compare_dataset(hi: xr.DataArray, coarse: xr.DataArray) -> None:

@@ -195,7 +195,7 @@ def test_downscale_properties(models, grid):
     assert "downscale(factor=" in history
     assert model.sha256[:12] in history
     if as_dataset:
-        assert eager.attrs["title"] == "t"
+        assert eager.attrs["title"] == f"t (downscaled x{factor:g} by xsstsr {model.name})"
 
     # chunking does not change the result
     np.testing.assert_array_equal(np.isnan(lazy_out.values), np.isnan(values))

@@ -33,3 +33,20 @@ def test_readme_fit_example_runs_and_beats_bicubic(tmp_path: Path, monkeypatch) 
     assert validation["rmse"] < validation["rmse_bicubic"]
     assert "rmse_bicubic" in out.getvalue()  # the printed validation
     assert (tmp_path / "sample_x4.safetensors").is_file()
+
+
+def test_readme_tour_runs_as_written(tmp_path: Path, monkeypatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    namespace: dict[str, object] = {}
+    with contextlib.redirect_stdout(out):
+        exec(compile(block("readme-tour"), "README.md", "exec"), namespace)
+    scores = namespace["scores"]
+    grid = scores[(scores["against"] == "grid") & (scores["period"] == "all")]  # type: ignore[index]
+    rmse = dict(zip(grid["source"], grid["rmse"], strict=True))
+    assert rmse["downscaled"] < rmse["bicubic"]
+    assert (tmp_path / "sample_x4.zarr").is_dir()
+    assert "sst-x4" in out.getvalue()

@@ -13,14 +13,19 @@ existing OUT is replaced only with ``--overwrite`` (checked before any work).
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -164,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         "aligned with the file's chunks), 'file' (the file's own chunks) or 'none' (load "
         "into memory)",
     )
-    down.add_argument("--variable", default=None, help="SST variable name")
+    _add_names(down, time=True)
     down.add_argument(
         "--batch-size",
         type=_positive_int,
@@ -185,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("output", metavar="MODEL", help="where to save the .safetensors model")
     fit.add_argument("--target", default=None, help="high-resolution truth file")
     fit.add_argument("--stations", default=None, help="CSV: station,time,lat,lon,sst")
-    fit.add_argument("--variable", default=None, help="SST variable name")
+    _add_names(fit, time=True)
     fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_fit_options(fit)
 
@@ -222,7 +227,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=LAT0,LAT1,LON0,LON1",
         help="a named box; repeat for several",
     )
-    ev.add_argument("--variable", default=None, help="SST variable name")
+    _add_names(ev, time=False)
     ev.add_argument("--out", default=None, help="also write the table as CSV")
 
     add(
@@ -237,7 +242,20 @@ def _parser() -> argparse.ArgumentParser:
         "print versions for bug reports",
         "Print the versions of xsstsr, its dependencies, Python and PyTorch's devices.",
     )
+    for command in sub.choices.values():  # to word library messages as flags (cli_words)
+        flags = {flag for action in command._actions for flag in action.option_strings}
+        command.set_defaults(cli_flags=frozenset(flags))
     return parser
+
+
+def _add_names(parser: argparse.ArgumentParser, *, time: bool) -> None:
+    """--variable, --lat, --lon (and --time): names for files whose SST or axes cannot be
+    found from CF attributes or common names."""
+    parser.add_argument("--variable", default=None, help="SST variable name")
+    parser.add_argument("--lat", default=None, help="name of the latitude dimension")
+    parser.add_argument("--lon", default=None, help="name of the longitude dimension")
+    if time:
+        parser.add_argument("--time", default=None, help="name of the time dimension")
 
 
 def _quickstart(args: argparse.Namespace) -> int:
@@ -271,10 +289,10 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 def _downscale(args: argparse.Namespace) -> int:
     from .downscale import downscale
-    from .io import open_any, write_dataset
+    from .io import write_dataset
 
     _check_outputs(args.output, overwrite=args.overwrite)  # a bad OUT fails before any work
-    ds = open_any(args.input, chunks=args.chunks)
+    ds, renamed = open_input(args.input, chunks=args.chunks, what="IN")
     high = downscale(
         ds,
         args.factor,
@@ -282,6 +300,9 @@ def _downscale(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         variable=args.variable,
+        lat=renamed.get(args.lat, args.lat),
+        lon=renamed.get(args.lon, args.lon),
+        time=args.time,
         batch_size=args.batch_size,
     )
     write_dataset(high, args.output, progress=not args.no_progress, overwrite=args.overwrite)
@@ -299,6 +320,232 @@ def _check_outputs(out: str, *, overwrite: bool, png: Path | None = None) -> Non
         raise WriteError(
             f"{str(png)!r} exists; use --overwrite to replace it, or choose another --png."
         )
+
+
+# -- files as they come ----------------------------------------------------------------------
+
+# xarray's notice when it falls back to cftime: expected here, and no use to a CLI user
+_CFTIME_NOTICE = "Unable to decode time axis into full numpy.datetime64"
+_YEAR_ZERO = re.compile(r"\bsince\s+0+-")
+_NO_YEAR_ZERO = (None, "standard", "gregorian")  # CF calendars without a year 0
+
+
+def open_input(path: str, *, chunks: Any, what: str) -> tuple[xr.Dataset, dict[Any, Any]]:
+    """Open a netCDF file or zarr store as it comes, for the commands.
+
+    Times decode to datetime64 where they fit and to cftime dates otherwise (other
+    calendars, dates before 1678). A "since 0000-..." reference in the standard calendar
+    (ferret's and COARDS climatologies) has no year 0 there, so it is decoded in the
+    proleptic_gregorian calendar, which has one; a time that still cannot be decoded is
+    kept as numbers. Both warn. ``--chunks`` must name the file's dimensions. Dimensions
+    without coordinate values take them from the one 1-D latitude or longitude data
+    variable along them (NCL's ``lat(latitude)``).
+
+    Returns
+    -------
+    xarray.Dataset, dict
+        The dataset and the dimensions renamed (old -> new) by the last step, so that
+        ``--lat``/``--lon`` may name either.
+    """
+    import xarray as xr
+
+    from .errors import DataFileNotFoundError
+    from .io import output_format
+
+    kind = output_format(path)
+    if not Path(path).exists():
+        raise DataFileNotFoundError(f"{what} {path!r} does not exist; check the path.")
+    opener = xr.open_zarr if kind == "zarr" else xr.open_dataset
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_CFTIME_NOTICE)
+        try:
+            ds = opener(path, chunks=chunks)
+        except ValueError as err:
+            if "decode time" not in str(err) and "decode_times" not in str(err):
+                raise
+            ds = _decode_times_as_possible(opener(path, chunks=chunks, decode_times=False), what)
+    _check_chunks(ds, chunks, what)
+    return _coordinates_from_variables(ds, what)
+
+
+def _time_like(ds: xr.Dataset) -> list[Any]:
+    return [
+        name
+        for name, var in ds.variables.items()
+        if isinstance(var.attrs.get("units"), str) and " since " in var.attrs["units"]
+    ]
+
+
+def _decode_times_as_possible(raw: xr.Dataset, what: str) -> xr.Dataset:
+    """``raw`` (opened with decode_times=False) with what can be decoded, decoded."""
+    import xarray as xr
+
+    from .errors import XsstsrWarning, warn_user
+
+    names = _time_like(raw)
+    fixed = raw.copy()
+    year_zero = []
+    for name in names:
+        attrs = fixed[name].attrs
+        if _YEAR_ZERO.search(attrs["units"]) and attrs.get("calendar") in _NO_YEAR_ZERO:
+            fixed[name].attrs = {**attrs, "calendar": "proleptic_gregorian"}
+            year_zero.append(name)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_CFTIME_NOTICE)
+            decoded = xr.decode_cf(fixed, mask_and_scale=False, decode_coords=False)
+    except ValueError as err:
+        units = {str(n): raw[n].attrs["units"] for n in names}
+        reason = str(err).splitlines()[0].split(". Try ")[0]  # not xarray's advice to us
+        warn_user(
+            f"{what}: cannot decode the time of {units} ({reason}); it is "
+            "kept as the numbers in the file, in those units, so the model's time window "
+            "and its time-step check read them as numbers. Give the time variable a "
+            "'units' and 'calendar' that cftime can decode to have dates.",
+            XsstsrWarning,
+        )
+        return raw
+    if year_zero:
+        warn_user(
+            f"{what}: the time of {[str(n) for n in year_zero]} counts from year 0, which "
+            "the standard calendar lacks; decoded in the proleptic_gregorian calendar "
+            "(which has it), as the output's calendar attribute says.",
+            XsstsrWarning,
+        )
+    return decoded
+
+
+def _check_chunks(ds: xr.Dataset, chunks: Any, what: str) -> None:
+    """xarray ignores chunks for dimensions a file has not: a typo would go unnoticed."""
+    from .errors import OptionError
+
+    if not isinstance(chunks, dict):
+        return
+    unknown = [name for name in chunks if name not in ds.dims]
+    if unknown:
+        raise OptionError(
+            f"--chunks names {unknown}, which {what} has not; its dimensions are "
+            f"{[str(d) for d in ds.dims]}: use those (e.g. --chunks {next(iter(ds.dims))}=8)."
+        )
+
+
+def _axis_of(name: Any, var: xr.DataArray) -> str | None:
+    """The axis ("latitude" or "longitude") ``var`` looks like by its CF attributes, or by
+    a common name without length units; None when neither."""
+    from .cf import COORD_CRITERIA, LENGTH_UNITS
+
+    units = var.attrs.get("units")
+    for axis, criteria in COORD_CRITERIA.items():
+        for key in ("standard_name", "units", "axis"):
+            if var.attrs.get(key) in criteria[key]:
+                return axis
+        if (
+            len(str(name)) > 1
+            and name in criteria["names"]
+            and not (isinstance(units, str) and units.strip().lower() in LENGTH_UNITS)
+        ):
+            return axis
+    return None
+
+
+def _coordinates_from_variables(ds: xr.Dataset, what: str) -> tuple[xr.Dataset, dict[Any, Any]]:
+    """Make latitude/longitude data variables coordinates: the one 1-D variable along a
+    dimension without coordinate values becomes that dimension (``lat(latitude)`` ->
+    ``lat(lat)``); 2-D ones become coordinates, so the grid check names them."""
+    from .errors import CoordinateError
+
+    looks = {name: _axis_of(name, var) for name, var in ds.data_vars.items()}
+    looks = {name: axis for name, axis in looks.items() if axis is not None}
+    renamed: dict[Any, Any] = {}
+    for dim in list(ds.dims):
+        if dim in ds.coords:
+            continue
+        along = [name for name in looks if ds[name].dims == (dim,) and name not in ds.dims]
+        if len(along) > 1:
+            fix = (
+                f"ds.set_coords([{str(along[0])!r}]).swap_dims({{{str(dim)!r}: {str(along[0])!r}}})"
+            )
+            raise CoordinateError(
+                f"{what} has no coordinate values on dimension {str(dim)!r} and several 1-D "
+                f"variables along it that could hold them: {[str(n) for n in along]}. Make "
+                f"one the coordinate and write the file again, e.g. in Python ds = {fix}, "
+                "then ds.to_netcdf(...)."
+            )
+        if along:
+            ds = ds.set_coords(along).swap_dims({dim: along[0]})
+            renamed[dim] = along[0]
+    grids = [name for name in looks if name in ds.data_vars and ds[name].ndim > 1]
+    return (ds.set_coords(grids) if grids else ds), renamed
+
+
+def cli_words(message: str, flags: frozenset[str] | set[str]) -> str:
+    """A library message in the command's words: ``variable=...`` -> ``--variable ...``,
+    ``model='sst-x4'`` -> ``--model sst-x4``, ``overwrite=True`` -> ``--overwrite``, for
+    the options in ``flags``. Text inside brackets is code (``ds.isel(lat=slice(0, 30))``)
+    and stays as it is."""
+    if not flags:
+        return message
+
+    def flag(match: re.Match[str]) -> str:
+        name = "--" + match.group(1).replace("_", "-")
+        value, space = match.group(2), match.group(3)
+        if name not in flags:
+            return match.group(0)
+        if value == "True":
+            return name + space
+        if value == "False":
+            negative = f"--no-{name[2:]}"
+            return negative + space if negative in flags else match.group(0)
+        if value:
+            return f"{name} {value[1:-1]}{space}"
+        return f"{name} "  # "lat= and" -> "--lat and", "factor=4" -> "--factor 4"
+
+    keyword = re.compile(r"(?<![\w.])([a-z][a-z0-9_]*)=('[^']*'|\"[^\"]*\"|True\b|False\b)?(\s?)")
+    out, depth, start = [], 0, 0
+    for i, char in enumerate(message):
+        if char in "([{":
+            if depth == 0:
+                out.append(keyword.sub(flag, message[start:i]))
+                start = i
+            depth += 1
+        elif char in ")]}" and depth:
+            depth -= 1
+            if depth == 0:
+                out.append(message[start : i + 1])
+                start = i + 1
+    rest = message[start:]
+    out.append(keyword.sub(flag, rest) if depth == 0 else rest)
+    text = "".join(out)
+    return text if message[-1:].isspace() else text.rstrip()
+
+
+@contextmanager
+def _warnings_in_cli_words(flags: frozenset[str]) -> Iterator[None]:
+    """Show xsstsr's warnings as ``xsstsr: warning: ...`` in the command's words (they
+    suggest keywords too), not with the line of Python that raised them."""
+    from .errors import XsstsrWarning
+
+    show = warnings.showwarning
+
+    def shown(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, XsstsrWarning) or category is UserWarning:
+            text = cli_words(str(message), flags)
+            print(f"xsstsr: warning: {text}", file=file if file is not None else sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = shown
+    try:
+        yield
+    finally:
+        warnings.showwarning = show
 
 
 def _read_stations_csv(path: str) -> Any:
@@ -390,15 +637,14 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from .io import open_any
     from .training import fit
 
     if Path(args.output).suffix != ".safetensors":
         from .errors import InputDataError
 
         raise InputDataError(f"MODEL must end in .safetensors, got {args.output!r}.")
-    ds = open_any(args.input, chunks={})
-    target = open_any(args.target, chunks={}) if args.target else None
+    ds, renamed = open_input(args.input, chunks={}, what="IN")
+    target = open_input(args.target, chunks={}, what="--target")[0] if args.target else None
     stations = _read_stations_csv(args.stations) if args.stations else None
     options = {
         name: getattr(args, name)
@@ -406,7 +652,16 @@ def _fit(args: argparse.Namespace) -> int:
         if getattr(args, name, None) is not None
     }
     options["progress"] = not args.no_progress
-    model = fit(ds, stations, target=target, variable=args.variable, **options)
+    model = fit(
+        ds,
+        stations,
+        target=target,
+        variable=args.variable,
+        lat=renamed.get(args.lat, args.lat),
+        lon=renamed.get(args.lon, args.lon),
+        time=args.time,
+        **options,
+    )
     model.save(args.output)
     print(f"saved {model!r} to {args.output}")
     return EXIT_OK
@@ -416,13 +671,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .evaluation import evaluate
-    from .io import open_any
 
     if not args.truth and not args.stations:
         raise _UsageError("evaluate needs --truth and/or --stations")
-    high = open_any(args.input, chunks="auto")
-    truth = open_any(args.truth, chunks="auto") if args.truth else None
-    coarse = open_any(args.coarse, chunks="auto") if args.coarse else None
+    high, renamed = open_input(args.input, chunks="auto", what="HIGHRES")
+    truth = open_input(args.truth, chunks="auto", what="--truth")[0] if args.truth else None
+    coarse = open_input(args.coarse, chunks="auto", what="--coarse")[0] if args.coarse else None
     stations = _read_stations_csv(args.stations) if args.stations else None
     baselines = [b for b in (args.baseline or ["bicubic"]) if b != "none"]
     regions = dict(args.region) if args.region else None
@@ -435,6 +689,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         regions=regions,
         by=None if args.by == "none" else args.by,
         variable=args.variable,
+        lat=renamed.get(args.lat, args.lat),
+        lon=renamed.get(args.lon, args.lon),
     )
     if args.out:
         table.to_csv(args.out, index=False)
@@ -518,7 +774,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xsstsr`` command; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)  # exits with 2 on bad usage
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), _warnings_in_cli_words(getattr(args, "cli_flags", frozenset())):
         try:
             return _run(args)
         except _UsageError as err:
@@ -547,7 +803,10 @@ def _run(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt from err
         if isinstance(err, (XsstsrError, OSError, ValueError)):
             # bad input or model: a typed error, a missing/unreadable file, an invalid value
-            print(f"xsstsr: error: {err}", file=sys.stderr)
+            message = str(err)
+            if isinstance(err, XsstsrError):
+                message = cli_words(message, getattr(args, "cli_flags", frozenset()))
+            print(f"xsstsr: error: {message}", file=sys.stderr)
             return EXIT_INPUT
         traceback.print_exc()
         print(

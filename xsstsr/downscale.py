@@ -100,6 +100,21 @@ def _append_history(attrs: dict[Hashable, Any], line: str) -> None:
     attrs["history"] = f"{old}\n{line}" if isinstance(old, str) and old else line
 
 
+def _stamp_provenance(attrs: dict[Hashable, Any], model: Model, frac: float) -> None:
+    """Say in ``source`` (and ``title``, when there is one) that this is a downscaled
+    product: the kept attributes otherwise still describe the coarse input."""
+    done = (
+        f"downscaled x{frac:g} by xsstsr {__version__} with model {model.name!r} "
+        f"(sha256 {model.sha256[:12]})"
+    )
+    source = attrs.get("source")
+    # CF's source is the method of production: the input's, then the downscaling
+    attrs["source"] = f"{source}; {done}" if isinstance(source, str) and source else done
+    title = attrs.get("title")
+    if isinstance(title, str) and title:
+        attrs["title"] = f"{title} (downscaled x{frac:g} by xsstsr {model.name})"
+
+
 def _clean_encoding(encoding: dict[Hashable, Any]) -> dict[Hashable, Any]:
     return {k: v for k, v in encoding.items() if k not in _DROPPED_ENCODING}
 
@@ -386,6 +401,9 @@ def downscale(
     -------
     Same type as ``obj``: the SST on the fine grid, with the model's name, sha256,
     the factor and the xsstsr version in its attributes and a line in ``history``.
+    ``source`` (the Dataset's and the variable's) gains "downscaled xFACTOR by xsstsr
+    VERSION with model NAME (sha256 PREFIX)" and a kept ``title`` gains
+    " (downscaled xFACTOR by xsstsr NAME)", so they no longer describe the coarse input.
 
     Examples
     --------
@@ -540,6 +558,7 @@ def downscale(
         xsstsr_bounds_degC=list(OUTPUT_BOUNDS_DEGC),  # the clip applied to every value
     )
     line = _history_line(loaded, float(frac), device, attrs["xsstsr_precision"])
+    _stamp_provenance(attrs, loaded, float(frac))
     if isinstance(obj, xr.DataArray):
         _append_history(attrs, line)
         result.attrs = attrs
@@ -548,6 +567,7 @@ def downscale(
     result.attrs = attrs
     ds_attrs: dict[Hashable, Any] = dict(obj.attrs) if keep_attrs else {}
     _append_history(ds_attrs, line)
+    _stamp_provenance(ds_attrs, loaded, float(frac))
     keep = {
         name: var
         for name, var in obj.data_vars.items()

@@ -4,14 +4,18 @@
 downscaled field and its baselines), reference (gridded truth or stations), period
 (the whole record, seasons or months) and region, with RMSE, bias, MAE, Pearson
 correlation and the RMSE over extremes (cells above the reference's 99th percentile).
+Grid scores are weighted by cell area (cos(latitude), or the cell bounds), so a
+high-latitude cell does not count as much as an equatorial one.
 
-Everything is computed in one pass over the data: dask-backed inputs stay lazy until a
-single :func:`dask.compute`, which streams block-wise partial sums (means and
-co-moments combined with Chan's parallel formulas, and the top 1 % of the truth for the
-extremes), so a field larger than memory can be scored.
+The standard scores of in-memory data are xskillscore's (weighted ``rmse``, ``me``,
+``mae``, ``pearson_r``). xskillscore needs the dims it reduces in one chunk, so dask-backed
+inputs are instead streamed: they stay lazy until a single :func:`dask.compute`, which
+reduces block-wise weighted partial sums (means and co-moments combined with Chan's
+parallel formulas, and the top 1 % of the truth for the extremes), so a field larger than
+memory can be scored.
 
-:func:`zonal_spectrum` computes the 1-D zonal wavenumber spectrum used by
-:func:`xsstsr.plot_spectrum`.
+:func:`zonal_spectrum` computes the 1-D zonal wavenumber spectrum (rows by
+:func:`scipy.signal.periodogram`) used by :func:`xsstsr.plot_spectrum`.
 """
 
 from __future__ import annotations
@@ -211,30 +215,44 @@ def nearest_baseline(
 
 @dataclass
 class _Stats:
-    """Mergeable scores of J sources against one reference over one subset of cells."""
+    """Mergeable, weighted scores of J sources against one reference over one subset of cells.
+
+    Means and (co)moments are weighted (by cell area on a grid, by 1 at stations); ``n``
+    counts the values. ``direct`` holds xskillscore's scores when the stats were made from
+    all of the subset's values at once (not merged from blocks), and is then used as is.
+    """
 
     n: int
+    w: float  # the sum of the weights
     mean_t: float
     m2_t: float
     mean_f: np.ndarray  # (J,)
     m2_f: np.ndarray
     c_ft: np.ndarray
-    sum_d: np.ndarray
+    sum_d: np.ndarray  # weighted sums of d, |d| and d^2
     sum_ad: np.ndarray
     sum_d2: np.ndarray
     top_t: np.ndarray  # (m,) the largest reference values seen, at most k of them
+    top_w: np.ndarray  # (m,) their weights
     top_d2: np.ndarray  # (J, m) the squared errors at those cells
     k: int
+    direct: dict[str, np.ndarray] | None = None
 
     @classmethod
-    def of(cls, t: np.ndarray, f: np.ndarray, k: int) -> _Stats:
-        """Scores of ``f`` (J, N) against ``t`` (N,), all finite."""
+    def of(
+        cls, t: np.ndarray, f: np.ndarray, w: np.ndarray, k: int, direct: bool = False
+    ) -> _Stats:
+        """Scores of ``f`` (J, N) against ``t`` (N,) with weights ``w`` (N,), all finite.
+
+        ``direct``: also score them with xskillscore (for values not merged later).
+        """
         n = t.size
         j = f.shape[0]
         if n == 0:
             zero = np.zeros(j)
             return cls(
                 0,
+                0.0,
                 0.0,
                 0.0,
                 zero,
@@ -244,57 +262,66 @@ class _Stats:
                 zero.copy(),
                 zero.copy(),
                 np.empty(0),
+                np.empty(0),
                 np.empty((j, 0)),
                 k,
             )
-        mean_t = float(t.mean())
-        mean_f = f.mean(axis=1)
+        total = float(w.sum())
+        mean_t = float(w @ t) / total
+        mean_f = (f @ w) / total
         at = t - mean_t
         af = f - mean_f[:, None]
         d = f - t
         d2 = d * d
-        top_t, top_d2 = _top(t, d2, k)
+        top_t, top_w, top_d2 = _top(t, w, d2, k)
         return cls(
             n,
+            total,
             mean_t,
-            float(at @ at),
+            float((w * at) @ at),
             mean_f,
-            (af * af).sum(axis=1),
-            af @ at,
-            d.sum(axis=1),
-            np.abs(d).sum(axis=1),
-            d2.sum(axis=1),
+            (af * af) @ w,
+            af @ (w * at),
+            d @ w,
+            np.abs(d) @ w,
+            d2 @ w,
             top_t,
+            top_w,
             top_d2,
             k,
+            _xskillscore_scores(t, f, w) if direct else None,
         )
 
     def merge(self, other: _Stats) -> _Stats:
-        """Chan et al.'s pairwise update of means and (co)moments; exact top-k union."""
+        """Chan et al.'s pairwise update of weighted means and (co)moments; exact top-k union."""
         if other.n == 0:
             return self
         if self.n == 0:
             return other
-        n = self.n + other.n
-        w = self.n * other.n / n
+        total = self.w + other.w
+        share = other.w / total
+        w = self.w * share
         dt = other.mean_t - self.mean_t
         df = other.mean_f - self.mean_f
-        top_t, top_d2 = _top(
+        top_t, top_w, top_d2 = _top(
             np.concatenate([self.top_t, other.top_t]),
+            np.concatenate([self.top_w, other.top_w]),
             np.concatenate([self.top_d2, other.top_d2], axis=1),
             self.k,
         )
         return _Stats(
-            n,
-            self.mean_t + dt * other.n / n,
+            self.n + other.n,
+            total,
+            self.mean_t + dt * share,
             self.m2_t + other.m2_t + dt * dt * w,
-            self.mean_f + df * other.n / n,
+            self.mean_f + df * share,
             self.m2_f + other.m2_f + df * df * w,
             self.c_ft + other.c_ft + df * dt * w,
             self.sum_d + other.sum_d,
             self.sum_ad + other.sum_ad,
             self.sum_d2 + other.sum_d2,
             top_t,
+            top_w,
             top_d2,
             self.k,
         )
@@ -313,21 +340,28 @@ class _Stats:
                 "n_extremes": 0,
             }
             return [dict(nan) for _ in range(j)]
+        # the threshold is a quantile of the cells (unweighted), so the top-k stays exact
         threshold = _quantile_from_top(self.top_t, self.n, quantile)
         extreme = self.top_t > threshold
         n_ext = int(extreme.sum())
         with np.errstate(invalid="ignore", divide="ignore"):
             denom = np.sqrt(self.m2_f * self.m2_t)
             corr = np.where(denom > 0, self.c_ft / np.where(denom > 0, denom, 1.0), np.nan)
+            w_ext = self.top_w[extreme]
             rmse_ext = (
-                np.sqrt(self.top_d2[:, extreme].mean(axis=1)) if n_ext else np.full(j, np.nan)
+                np.sqrt((self.top_d2[:, extreme] @ w_ext) / w_ext.sum())
+                if n_ext
+                else np.full(j, np.nan)
             )
+        standard = self.direct or {
+            "rmse": np.sqrt(self.sum_d2 / self.w),
+            "bias": self.sum_d / self.w,
+            "mae": self.sum_ad / self.w,
+            "corr": corr,
+        }
         return [
             {
-                "rmse": float(np.sqrt(self.sum_d2[i] / self.n)),
-                "bias": float(self.sum_d[i] / self.n),
-                "mae": float(self.sum_ad[i] / self.n),
-                "corr": float(corr[i]),
+                **{name: float(standard[name][i]) for name in ("rmse", "bias", "mae", "corr")},
                 "rmse_extremes": float(rmse_ext[i]),
                 "n": int(self.n),
                 "n_extremes": n_ext,
@@ -336,12 +370,33 @@ class _Stats:
         ]
 
 
-def _top(values: np.ndarray, d2: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest ``values`` and their columns of ``d2`` (all of them if fewer)."""
+def _xskillscore_scores(t: np.ndarray, f: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """RMSE, mean error, MAE and Pearson correlation of each source by xskillscore (weighted).
+
+    The values are already restricted to the cells finite in every field, so ``skipna``
+    has nothing left to skip.
+    """
+    import xskillscore as xs
+
+    a = xr.DataArray(f, dims=("source", "cell"))
+    b = xr.DataArray(t, dims="cell")
+    weights = xr.DataArray(w, dims="cell")
+    out = {}
+    for name, metric in (("rmse", xs.rmse), ("bias", xs.me), ("mae", xs.mae)):
+        out[name] = np.asarray(metric(a, b, dim="cell", weights=weights).values)
+    # xskillscore clips r to [-1, 1] and gives nan for a constant field, as we want
+    out["corr"] = np.asarray(xs.pearson_r(a, b, dim="cell", weights=weights).values)
+    return out
+
+
+def _top(
+    values: np.ndarray, w: np.ndarray, d2: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` largest ``values``, their weights and columns of ``d2`` (all if fewer)."""
     if values.size <= k:
-        return values, d2
+        return values, w, d2
     idx = np.argpartition(values, values.size - k)[values.size - k :]
-    return values[idx], d2[:, idx]
+    return values[idx], w[idx], d2[:, idx]
 
 
 def _top_size(size: int, quantile: float) -> int:
@@ -376,15 +431,18 @@ class _Subsets:
 def _subset_stats(
     t: np.ndarray,
     f: np.ndarray,
+    w: np.ndarray,
     pcode: np.ndarray,
     rmember: np.ndarray,
     subsets: _Subsets,
     quantile: float,
+    direct: bool = False,
 ) -> dict[tuple[int, int], _Stats]:
     """Stats of every (period, region) subset of finite, flattened values.
 
-    ``pcode`` (N,) is the period index of each value (-1: none); ``rmember`` (R, N) says
-    which regions each value lies in.
+    ``w`` (N,) are the values' weights; ``pcode`` (N,) is the period index of each value
+    (-1: none); ``rmember`` (R, N) says which regions each value lies in. ``direct``: the
+    values are all there is (nothing will be merged), so xskillscore scores them.
     """
     out: dict[tuple[int, int], _Stats] = {}
     for p, r in subsets.pairs():
@@ -392,22 +450,38 @@ def _subset_stats(
         if r >= 0:
             sel = sel & rmember[r]
         k = _top_size(subsets.sizes.get((p, r), t.size), quantile)
-        out[p, r] = _Stats.of(t[sel], f[:, sel], k)
+        out[p, r] = _Stats.of(t[sel], f[:, sel], w[sel], k, direct)
     return out
 
 
 def _grid_block(t: np.ndarray, *rest: Any) -> dict[tuple[int, int], _Stats]:
-    """Stats of one block (..., time, lat, lon) of the truth and of the J sources."""
-    *fs, pcode, rmask, subsets, quantile = rest
+    """Stats of one block (..., time, lat, lon) of the truth and of the J sources.
+
+    ``rest`` is the J source blocks, then the block's period codes (time,), region masks
+    (R, lat, lon), weights (lat, lon), the subsets, the quantile and ``direct``.
+    """
+    *fs, pcode, rmask, weights, subsets, quantile, direct = rest
     t = np.asarray(t, dtype="float64")
     f = np.stack([np.asarray(x, dtype="float64") for x in fs])
-    valid = np.isfinite(t) & np.isfinite(f).all(axis=0)
+    weights = np.asarray(weights, dtype="float64")
+    _check_weight_values(weights)
+    # a cell of no (or unknown) weight is not scored, like a cell of land
+    valid = np.isfinite(t) & np.isfinite(f).all(axis=0) & np.isfinite(weights) & (weights > 0)
     where = np.nonzero(valid)
     tv = t[valid]
     fv = f[:, valid]
+    wv = weights[where[-2], where[-1]]
     pv = pcode[where[-3]]
     rv = rmask[:, where[-2], where[-1]] if rmask.shape[0] else np.zeros((0, tv.size), bool)
-    return _subset_stats(tv, fv, pv, rv, subsets, quantile)
+    return _subset_stats(tv, fv, wv, pv, rv, subsets, quantile, direct)
+
+
+def _check_weight_values(weights: np.ndarray) -> None:
+    if (weights < 0).any():
+        raise InputDataError(
+            f"weights must not be negative (the smallest is {np.nanmin(weights):g}); give "
+            "cell areas or other non-negative weights, 0 or NaN where a cell is not scored."
+        )
 
 
 def _merge_parts(*parts: dict[tuple[int, int], _Stats]) -> dict[tuple[int, int], _Stats]:
@@ -433,17 +507,27 @@ def _grid_task(
     sources: list[xr.DataArray],
     pcode: np.ndarray,
     rmask: np.ndarray,
+    weights: Any,
     subsets: _Subsets,
     quantile: float,
 ) -> Any:
-    """The grid stats: computed now for in-memory data, a dask Delayed otherwise."""
+    """The grid stats: computed now for in-memory data, a dask Delayed otherwise.
+
+    ``weights`` is a (lat, lon) numpy or dask array. In-memory data is scored in one piece
+    (by xskillscore); dask data block by block, merged with Chan's formulas, because
+    xskillscore's metrics need the dims they reduce in one chunk.
+    """
+    import dask
     import dask.array as dsa
 
     arrays = [truth.data, *(s.data for s in sources)]
     lazy = [a for a in arrays if isinstance(a, dsa.Array)]
     if not lazy:
-        return _grid_block(*arrays, pcode, rmask, subsets, quantile)
-    import dask
+        if isinstance(weights, dsa.Array):  # lazy weights only: one task, in the one compute
+            return dask.delayed(_grid_block, pure=True)(
+                *arrays, pcode, rmask, weights, subsets, quantile, True
+            )
+        return _grid_block(*arrays, pcode, rmask, weights, subsets, quantile, True)
 
     chunks = lazy[0].chunks
     darrs = [
@@ -459,13 +543,16 @@ def _grid_task(
         t_sl = slice(bounds[-3][it], bounds[-3][it + 1])
         y_sl = slice(bounds[-2][iy], bounds[-2][iy + 1])
         x_sl = slice(bounds[-1][ix], bounds[-1][ix + 1])
+        w_block = weights[y_sl, x_sl]
         parts.append(
             block(
                 *(b[index] for b in blocks),
                 pcode[t_sl],
                 np.ascontiguousarray(rmask[:, y_sl, x_sl]),
+                w_block if isinstance(w_block, dsa.Array) else np.ascontiguousarray(w_block),
                 subsets,
                 quantile,
+                False,
             )
         )
     return _tree_merge(parts)
@@ -500,6 +587,100 @@ def _on_grid(
                 "or pass the field on the matching grid."
             )
     return other.assign_coords({lat: like[lat], lon: like[lon]})
+
+
+WEIGHTS: tuple[str, ...] = ("area", "none")
+
+
+def _check_weights_option(weights: object) -> None:
+    if isinstance(weights, xr.DataArray) or weights is None or isinstance(weights, bool):
+        return
+    if not isinstance(weights, str) or weights not in WEIGHTS:
+        raise OptionError(
+            f"weights must be 'area' (the default), 'none' or a DataArray of weights on the "
+            f"truth's (lat, lon) grid, got {weights!r}."
+        )
+
+
+def _grid_weights(
+    weights: Any,
+    truth: xr.Dataset | xr.DataArray,
+    truth_da: xr.DataArray,
+    obj: xr.Dataset | xr.DataArray,
+    like: xr.DataArray,
+    lat: Hashable,
+    lon: Hashable,
+) -> tuple[Any, str]:
+    """(lat, lon) weights on ``like``'s grid (a numpy or dask array) and how they were made.
+
+    Area weights come from the cell bounds of ``truth`` (or else of ``obj``) where a
+    Dataset has them, else from cos(latitude): on a regular grid the two are proportional,
+    so bounds matter only where cells differ in height (clipped at a pole, uneven rows).
+    """
+    shape = (like.sizes[lat], like.sizes[lon])
+    if weights is False or (isinstance(weights, str) and weights == "none"):
+        return np.ones(shape), "none"
+    if isinstance(weights, xr.DataArray):
+        w_lat, w_lon = find_lat_lon(weights)
+        extra = [d for d in weights.dims if d not in (w_lat, w_lon)]
+        if extra:
+            raise InputDataError(
+                f"weights has dims {weights.dims}; give one (lat, lon) field of weights, e.g. "
+                f"weights.isel({extra[0]}=0)."
+            )
+        given = _on_grid(weights, like, lat, lon, "weights").transpose(lat, lon).data
+        if not hasattr(given, "dask"):  # lazy weights are checked block by block
+            given = np.asarray(given, dtype="float64")
+            _check_weight_values(given)
+        return given, "given"
+    t_lat, t_lon = find_lat_lon(truth_da)
+    lat_bnds = _bounds(truth, t_lat, shape[0])
+    lon_bnds = _bounds(truth, t_lon, shape[1])
+    if lat_bnds is None and lon_bnds is None:
+        lat_bnds, lon_bnds = _bounds(obj, lat, shape[0]), _bounds(obj, lon, shape[1])
+    if lat_bnds is not None:
+        # the exact area of a cell on the sphere: (sin(lat1) - sin(lat0)) * (lon1 - lon0)
+        s = np.sin(np.deg2rad(lat_bnds))
+        lat_factor = np.abs(s[:, 1] - s[:, 0])
+    else:
+        lat_factor = np.cos(np.deg2rad(np.asarray(like[lat].values, dtype="float64")))
+        lat_factor = np.clip(lat_factor, 0.0, None)  # no negative weights beyond a pole
+    if lon_bnds is not None:
+        width = np.abs(lon_bnds[:, 1] - lon_bnds[:, 0])
+        lon_factor = np.where(width > 180.0, 360.0 - width, width)  # a cell across 0/360
+    else:
+        lon_factor = np.ones(shape[1])
+    bounded = lat_bnds is not None or lon_bnds is not None
+    kind = "area (cell bounds)" if bounded else "area (cos lat)"
+    return lat_factor[:, None] * lon_factor[None, :], kind
+
+
+def _bounds(obj: xr.Dataset | xr.DataArray, coord: Hashable, size: int) -> Any:
+    """The (size, 2) cell bounds of ``coord`` in a Dataset (numpy or dask), or None.
+
+    Found by the coordinate's CF ``bounds`` attribute, or by the names ``<coord>_bnds``
+    and ``<coord>_bounds``.
+    """
+    if not isinstance(obj, xr.Dataset) or coord not in obj.variables:
+        return None
+    names = [obj[coord].attrs.get("bounds"), f"{coord}_bnds", f"{coord}_bounds"]
+    name = next((n for n in names if n is not None and n in obj.variables), None)
+    if name is None:
+        return None
+    bnds = obj[name]
+    if bnds.ndim != 2 or coord not in bnds.dims or bnds.shape[bnds.dims.index(coord) - 1] != 2:
+        raise GridError(
+            f"the cell bounds {name!r} of {str(coord)!r} have dims {bnds.dims} and shape "
+            f"{bnds.shape}; CF bounds are ({str(coord)!r}, 2). Fix or drop them "
+            f"(ds.drop_vars({name!r})), or pass weights='none'."
+        )
+    bnds = bnds.transpose(coord, ...)
+    if bnds.shape[0] != size:
+        raise GridError(
+            f"the cell bounds {name!r} have {bnds.shape[0]} rows but the grid has {size} "
+            f"values of {str(coord)!r}; fix or drop them (ds.drop_vars({name!r}))."
+        )
+    return bnds.data
 
 
 def _rename_time(other: xr.DataArray, time: Hashable | None) -> xr.DataArray:
@@ -790,6 +971,7 @@ def evaluate(
     regions: xr.DataArray | Mapping[str, Any] | None = None,
     by: str | None = "season",
     extremes: float = 0.99,
+    weights: str | bool | xr.DataArray | None = "area",
     variable: Hashable | None = None,
     lat: Hashable | None = None,
     lon: Hashable | None = None,
@@ -828,7 +1010,17 @@ def evaluate(
         months Jan..Dec (those present in the data), or none.
     extremes : float
         Quantile of the reference above which a cell is an extreme (0.99: the top 1 %),
-        computed per row over the cells scored in that row.
+        computed per row over the cells scored in that row (a quantile of the cells, not
+        of their area; the RMSE over the extremes is then area-weighted like the others).
+    weights : {"area", "none"}, bool, xarray.DataArray or None
+        Weights of the grid scores (means, moments and correlation). ``"area"`` (or
+        None, True; the default) weights each cell by its area: from the cell bounds
+        where ``truth`` (or ``obj``) is a Dataset with ``lat_bnds``/``lon_bnds`` (or the
+        coordinates' CF ``bounds`` attribute), weight ``(sin(lat1) - sin(lat0)) * (lon1 -
+        lon0)``, else ``cos(lat)``, which is proportional to it on a regular grid.
+        ``"none"`` (or False) counts every cell alike. A (lat, lon) DataArray on the
+        truth's grid gives the weights (any scale; cells of weight 0 or NaN are not
+        scored). Station scores are never weighted: each observation counts once.
     variable, lat, lon : str, optional
         Names of ``obj``'s SST variable and lat/lon dimensions when they cannot be found.
     station_columns : mapping, optional
@@ -844,17 +1036,21 @@ def evaluate(
         ``bias`` (mean of source minus reference: positive is too warm), ``mae``, ``corr``
         (Pearson), ``rmse_extremes``, ``n`` (cells or observations scored) and
         ``n_extremes``; scores in K (= degC differences). In each row every source is scored
-        on the same cells: those where the reference and every source are finite.
+        on the same cells: those where the reference and every source are finite. The
+        attribute ``weights`` says how the grid scores were weighted (``"area (cos
+        lat)"``, ``"area (cell bounds)"``, ``"none"`` or ``"given"``).
 
     Raises
     ------
     GridError
-        ``truth`` (or the baseline made from ``coarse``) is not on ``obj``'s grid.
+        ``truth`` (or the baseline made from ``coarse``, or ``weights``) is not on
+        ``obj``'s grid, or its cell bounds do not fit the grid.
     InputDataError
         Neither ``truth`` nor ``stations`` is given; ``obj`` and ``truth`` share no time
-        step, or have different dimensions.
+        step, or have different dimensions; ``weights`` has other dims than (lat, lon) or
+        negative values.
     OptionError
-        ``by``, ``extremes`` or ``baseline`` is not one of its choices.
+        ``by``, ``extremes``, ``baseline`` or ``weights`` is not one of its choices.
     InputTypeError
         ``truth`` or ``coarse`` is not xarray, or ``regions`` is not a mask or a dict of
         boxes and masks.
@@ -883,6 +1079,7 @@ def evaluate(
             f"extremes must be a quantile in (0, 1), got {extremes!r}; e.g. extremes=0.99 "
             "scores the top 1 %."
         )
+    _check_weights_option(weights)
     da, fields = find_fields(obj, variable, lat, lon)
     lat_dim, lon_dim, time_dim = fields.lat, fields.lon, fields.time
     result = _celsius(da, fields.units)
@@ -906,8 +1103,10 @@ def evaluate(
 
     grid_task = None
     grid_subsets = None
+    weights_kind = ""
     if truth is not None:
         t_da, t_units = _field_of(truth, variable, "truth")
+        w_grid, weights_kind = _grid_weights(weights, truth, t_da, obj, da, lat_dim, lon_dim)
         t_da = _rename_time(_on_grid(t_da, da, lat_dim, lon_dim, "truth"), time_dim)
         reference = _celsius(t_da, t_units)
         if set(reference.dims) != set(result.dims):
@@ -945,7 +1144,9 @@ def evaluate(
         steps = [pcode.size, *(int((pcode == p).sum()) for p in range(len(period_labels)))]
         for p, r in grid_subsets.pairs():
             grid_subsets.sizes[p, r] = lead * steps[p + 1] * cells[r + 1]
-        grid_task = _grid_task(reference, grid_sources, pcode, rmask, grid_subsets, quantile)
+        grid_task = _grid_task(
+            reference, grid_sources, pcode, rmask, w_grid, grid_subsets, quantile
+        )
 
     sampler = None
     if stations is not None:
@@ -985,8 +1186,16 @@ def evaluate(
                 "no station observation falls on ocean cells of every field; the "
                 "station scores are empty."
             )
+        n_valid = int(valid.sum())
         stats = _subset_stats(
-            obs[valid], f[:, valid], s_pcode[valid], members[:, valid], s_subsets, quantile
+            obs[valid],
+            f[:, valid],
+            np.ones(n_valid),
+            s_pcode[valid],
+            members[:, valid],
+            s_subsets,
+            quantile,
+            direct=True,
         )
         rows += _rows(stats, s_subsets, names, "stations", quantile)
 
@@ -994,6 +1203,7 @@ def evaluate(
     frame.attrs.update(
         units="K",
         extremes_quantile=quantile,
+        weights=weights_kind,
         model=str(da.attrs.get("xsstsr_model", "")),
         model_sha256=str(da.attrs.get("xsstsr_model_sha256", "")),
     )
@@ -1051,20 +1261,15 @@ def _row_spectra(block: np.ndarray, dx: float, cos_lat: np.ndarray) -> dict[str,
 
 def _psd(rows: np.ndarray, dx: float) -> np.ndarray:
     """One-sided PSD (per cycle per unit of ``dx``) of linearly detrended, Hann-windowed rows."""
-    m, n = rows.shape
-    nk = n // 2 + 1
-    if m == 0:
-        return np.zeros((0, nk))
-    idx = np.arange(n) - (n - 1) / 2
-    slope = (rows @ idx) / (idx @ idx)
-    detrended = rows - rows.mean(axis=1, keepdims=True) - slope[:, None] * idx
-    window = np.hanning(n)
-    spec = np.abs(np.fft.rfft(detrended * window, axis=1)) ** 2
-    psd = spec * dx / (n * np.mean(window**2))
-    psd[:, 1:] *= 2.0
-    if n % 2 == 0:
-        psd[:, -1] /= 2.0  # the Nyquist bin has no negative twin
-    return psd
+    from scipy.signal import periodogram
+
+    if rows.shape[0] == 0:
+        return np.zeros((0, rows.shape[1] // 2 + 1))
+    # density scaling corrects for the window, so the PSD integrates to the row's variance
+    _, psd = periodogram(
+        rows, fs=1.0 / dx, window="hann", detrend="linear", scaling="density", axis=-1
+    )
+    return np.asarray(psd)
 
 
 def _merge_spectra(*parts: dict[str, Any]) -> dict[str, Any]:

@@ -91,6 +91,53 @@ def _when(snap: xr.DataArray) -> str:
     return ""
 
 
+#: Land (NaN) in every map.
+LAND_COLOR = "0.75"
+LON_LABEL = "longitude (degrees east)"
+LAT_LABEL = "latitude (degrees north)"
+
+
+def _colormap(cmap: Any, preferred: str, fallback: str) -> Any:
+    """``cmap`` (a name or Colormap), else cmocean's ``preferred`` or matplotlib's ``fallback``.
+
+    The copy returned draws NaN (land) in grey.
+    """
+    import matplotlib
+
+    if cmap is None:
+        cmocean = _cmocean()
+        # cmocean is optional (pip install 'xsstsr[plot]')
+        cmap = getattr(cmocean.cm, preferred) if cmocean is not None else fallback
+    if isinstance(cmap, str):
+        if cmap.startswith("cmo."):
+            _cmocean()  # registers the cmo.* names
+        if cmap not in matplotlib.colormaps:
+            raise OptionError(
+                f"cmap={cmap!r} is not a matplotlib colormap; pick one of matplotlib.colormaps, "
+                "e.g. cmap='RdYlBu_r' (or install cmocean for 'cmo.thermal')."
+            )
+        cmap = matplotlib.colormaps[cmap]
+    if not isinstance(cmap, matplotlib.colors.Colormap):
+        raise OptionError(
+            f"cmap must be a colormap name or a matplotlib Colormap, got {type(cmap).__name__}."
+        )
+    return cmap.with_extremes(bad=LAND_COLOR)
+
+
+def _cmocean() -> Any:
+    """The cmocean module, or None where it is not installed."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # cmocean 4.0 builds its maps with an argument matplotlib 3.11 deprecates
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import cmocean
+    except ImportError:
+        return None
+    return cmocean
+
+
 def plot_compare(
     obj: xr.Dataset | xr.DataArray,
     coarse: xr.Dataset | xr.DataArray | None = None,
@@ -100,20 +147,25 @@ def plot_compare(
     result: xr.Dataset | xr.DataArray | None = None,
     time: Any = None,
     variable: Hashable | None = None,
-    cmap: str = "RdYlBu_r",
+    cmap: Any = None,
+    diff_cmap: Any = None,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
-    """Coarse input, baseline, downscaled result and truth side by side on one colour scale.
+    """Coarse input, baseline, result and truth on one colour scale, and the result's error.
 
     Every panel is in degC and shows the same time step (the first, or the one nearest
-    ``time``). Land (NaN) is grey, with the coastline drawn from each field's mask.
+    ``time``), with axes in degrees. Land (NaN) is grey, with the coastline drawn from
+    each field's mask. The last panel is the difference of the result minus the truth
+    (or, without truth, minus the baseline) on a diverging scale centred on 0; without
+    either there is none.
 
     Parameters
     ----------
     obj : xarray.Dataset or xarray.DataArray
         The downscaled field (``hi.sstsr.plot_compare(coarse=ds, truth=truth)``).
     coarse, truth : xarray.Dataset or xarray.DataArray, optional
-        The low-resolution input and the high-resolution truth.
+        The low-resolution input and the high-resolution truth (on the result's grid, for
+        the difference).
     baseline : {"bicubic", "nearest"}, optional
         Add a panel with that baseline made from ``coarse`` on the result's grid.
     result : xarray.Dataset or xarray.DataArray, optional
@@ -123,10 +175,20 @@ def plot_compare(
         The time step to show (nearest); default the first.
     variable : str, optional
         Name of the SST variable in Datasets.
+    cmap : str or matplotlib Colormap, optional
+        Colormap of the SST panels; default cmocean's ``thermal`` where cmocean is
+        installed, else ``"viridis"``.
+    diff_cmap : str or matplotlib Colormap, optional
+        Colormap of the difference; default cmocean's ``balance``, else ``"RdBu_r"``.
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Raises
+    ------
+    GridError
+        The truth (or baseline) is not on the result's grid, so no difference can be drawn.
 
     Examples
     --------
@@ -141,25 +203,22 @@ def plot_compare(
             )
         obj, coarse = result, obj
     plt = _pyplot()
-    import matplotlib
-
-    if isinstance(cmap, str) and cmap not in matplotlib.colormaps:
-        raise OptionError(
-            f"cmap={cmap!r} is not a matplotlib colormap; pick one of matplotlib.colormaps, "
-            "e.g. cmap='RdYlBu_r'."
-        )
+    sst_cmap = _colormap(cmap, "thermal", "viridis")
+    err_cmap = _colormap(diff_cmap, "balance", "RdBu_r")
     coarse_da = _field(coarse, variable)
     result_da = _field(obj, variable)
+    assert result_da is not None
     truth_da = _field(truth, variable)
     panels: list[tuple[str, xr.DataArray | None]] = [("coarse input", coarse_da)]
+    base_da = None
     if baseline is not None:
         if coarse_da is None:
             raise OptionError(
                 f"baseline={baseline!r} needs coarse= (the low-resolution input the baseline "
                 "is made from); pass coarse=, or drop baseline=."
             )
-        assert result_da is not None
-        panels.append((baseline, _baseline(coarse_da, baseline, result_da)))
+        base_da = _baseline(coarse_da, baseline, result_da)
+        panels.append((baseline, base_da))
     panels += [("downscaled", result_da), ("truth", truth_da)]
     maps = [(title, _snapshot(da, time)) for title, da in panels if da is not None]
     values = np.concatenate([np.asarray(m.values, dtype="float64").ravel() for _, m in maps])
@@ -169,33 +228,71 @@ def plot_compare(
             "time=, or check that the fields hold ocean values."
         )
     vmin, vmax = np.nanpercentile(values, [1, 99])
+    diff = None
+    if truth_da is not None or base_da is not None:
+        ref_name, ref = ("truth", truth_da) if truth_da is not None else (baseline, base_da)
+        assert ref is not None
+        diff = (f"downscaled - {ref_name}", _difference(result_da, ref, str(ref_name), time))
+    ncols = len(maps) + (diff is not None)
     fig, axes = plt.subplots(
         1,
-        len(maps),
-        figsize=figsize or (4.2 * len(maps) + 1, 4.2),
+        ncols,
+        figsize=figsize or (4.2 * ncols + 1.5, 4.2),
         squeeze=False,
         constrained_layout=True,
     )
     mesh = None
-    for ax, (title, snap) in zip(axes[0], maps, strict=True):
-        lat, lon = snap.dims
-        ax.set_facecolor("0.75")
-        mesh = ax.pcolormesh(
-            snap[lon], snap[lat], snap.values, vmin=vmin, vmax=vmax, cmap=cmap, shading="nearest"
-        )
-        ocean = np.isfinite(snap.values).astype(float)
-        if 0 < ocean.mean() < 1 and min(ocean.shape) > 1:
-            ax.contour(snap[lon], snap[lat], ocean, levels=[0.5], colors="k", linewidths=0.6)
-        shape = "x".join(str(s) for s in snap.shape)
-        ax.set_title(f"{title} ({shape})")
-        ax.set_xlabel(str(lon))
-        ax.set_aspect("equal", adjustable="box")
-    axes[0][0].set_ylabel(str(maps[0][1].dims[0]))
-    fig.colorbar(mesh, ax=axes[0].tolist(), shrink=0.8, label="SST (degC)")
+    for ax, (title, snap) in zip(axes[0], maps, strict=False):
+        mesh = _map(ax, title, snap, sst_cmap, vmin, vmax)
+    sst_axes = axes[0][: len(maps)].tolist()
+    sst_axes[0].set_ylabel(LAT_LABEL)
+    fig.colorbar(mesh, ax=sst_axes, shrink=0.8, label="SST (degC)")
+    if diff is not None:
+        title, snap = diff
+        spread = np.abs(np.asarray(snap.values, dtype="float64"))
+        # symmetric about 0, so warm and cold errors look alike
+        limit = float(np.nanpercentile(spread, 99)) if np.isfinite(spread).any() else 1.0
+        limit = limit if limit > 0 else 1.0
+        ax = axes[0][-1]
+        diff_mesh = _map(ax, title, snap, err_cmap, -limit, limit)
+        fig.colorbar(diff_mesh, ax=ax, shrink=0.8, label="difference (K)")
     when = _when(maps[0][1])
     if when:
         fig.suptitle(when)
     return fig
+
+
+def _map(ax: Any, title: str, snap: xr.DataArray, cmap: Any, vmin: float, vmax: float) -> Any:
+    """Draw one (lat, lon) snapshot with its coastline; return the mesh."""
+    lat, lon = snap.dims
+    mesh = ax.pcolormesh(
+        snap[lon], snap[lat], snap.values, vmin=vmin, vmax=vmax, cmap=cmap, shading="nearest"
+    )
+    ocean = np.isfinite(snap.values).astype(float)
+    if 0 < ocean.mean() < 1 and min(ocean.shape) > 1:
+        ax.contour(snap[lon], snap[lat], ocean, levels=[0.5], colors="k", linewidths=0.6)
+    shape = "x".join(str(s) for s in snap.shape)
+    ax.set_title(f"{title} ({shape})")
+    ax.set_xlabel(LON_LABEL)
+    ax.set_aspect("equal", adjustable="box")
+    return mesh
+
+
+def _difference(result: xr.DataArray, ref: xr.DataArray, name: str, time: Any) -> xr.DataArray:
+    """The snapshot of ``result`` minus ``ref`` (which must be on the result's grid)."""
+    from .cf import find_lat_lon
+    from .errors import GridError
+    from .evaluation import _on_grid
+
+    lat, lon = find_lat_lon(result)
+    try:
+        ref = _on_grid(ref, result, lat, lon, name)
+    except GridError as err:
+        raise GridError(
+            f"{err} The difference panel needs the {name} on the downscaled field's grid."
+        ) from None
+    a, b = _snapshot(result, time), _snapshot(ref, time)
+    return a.copy(data=np.asarray(a.values, dtype="float64") - np.asarray(b.values, "float64"))
 
 
 def _baseline(coarse: xr.DataArray, name: str, like: xr.DataArray) -> xr.DataArray:

@@ -25,6 +25,8 @@ from .model import Model, ModelRef, resolve_ref
 # a time ran ~2x faster per pixel than 128-pixel tiles in batches of 4 (less halo, and the
 # activations of one tile stay in cache).
 DEFAULT_TILE = 256
+#: A compute block larger than this many default blocks a side is split (memory per task).
+BLOCK_SPLIT = 8
 CPU_BATCH_BYTES = 512 * 1024**2  # activation budget per forward pass on the CPU
 
 _DEVICE_LOCKS: dict[str, threading.RLock] = {}
@@ -400,18 +402,45 @@ def _chunks_for(
     return tuple(out)
 
 
+def compute_blocks(chunks: tuple[int, ...], block: int, multiple: int) -> tuple[int, ...]:
+    """Compute blocks along one spatial axis, whatever the storage chunks: chunks merged
+    until each block holds at least ``block`` cells (or the whole axis), blocks larger than
+    ``BLOCK_SPLIT * block`` split into near-equal pieces; all multiples of ``multiple``."""
+    merged = _chunks_for(chunks, block, multiple)
+    out: list[int] = []
+    limit = BLOCK_SPLIT * block
+    for size in merged:
+        pieces = -(-size // limit)
+        if pieces == 1:
+            out.append(size)
+            continue
+        units = size // multiple  # split in whole multiples; the remainder to the last
+        base = [units // pieces + (i < units % pieces) for i in range(pieces)]
+        out.extend(b * multiple for b in base)
+        out[-1] += size - sum(b * multiple for b in base)
+    return tuple(out)
+
+
 def downscale_dask(arr: da.Array, spec: TileSpec) -> da.Array:
-    """Build the lazy graph for an (inputs, others..., time, y, x) dask array in degC."""
+    """Build the lazy graph for an (inputs, others..., time, y, x) dask array in degC.
+
+    Compute blocks are the library's choice (:func:`compute_blocks`: at least a tile plus
+    nothing smaller than the halo, huge chunks split), so the halo's cost does not depend
+    on how the input is stored; the output is then rechunked to the input's chunks times
+    the factor (in whole fine cells), so storage layout and compute layout are independent.
+    """
     ndim = arr.ndim
     if len(arr.chunks[0]) > 1:
         arr = arr.rechunk({0: -1})
     w, halo, up, pool = spec.window, spec.halo, spec.upsample, spec.pool
+    storage = [_chunks_for(arr.chunks[axis], 1, pool) for axis in (-2, -1)]
+    block = max(halo, spec.tile or DEFAULT_TILE)
     chunks = list(arr.chunks)
-    # time chunks must hold the window's look-back; space chunks the halo, in whole fine cells
+    # time chunks must hold the window's look-back; space blocks a tile, in whole fine cells
     chunks[-3] = _chunks_for(arr.chunks[-3], w - 1, 1, short_last=True)
     merged_time = chunks[-3] != arr.chunks[-3]
-    chunks[-2] = _chunks_for(arr.chunks[-2], halo, pool)
-    chunks[-1] = _chunks_for(arr.chunks[-1], halo, pool)
+    chunks[-2] = compute_blocks(arr.chunks[-2], block, pool)
+    chunks[-1] = compute_blocks(arr.chunks[-1], block, pool)
     if tuple(chunks) != arr.chunks:
         arr = arr.rechunk(tuple(chunks))
     depth_t = min(w - 1, arr.shape[-3]) if len(arr.chunks[-3]) > 1 else 0
@@ -448,6 +477,11 @@ def downscale_dask(arr: da.Array, spec: TileSpec) -> da.Array:
         meta=np.empty((0,) * (ndim - 1), dtype=arr.dtype),
         name="sstsr-downscale-" + da.core.tokenize(arr.name, spec),
     )
+    fine_storage = {
+        out.ndim - 2 + i: tuple(c * up // pool for c in axis) for i, axis in enumerate(storage)
+    }
+    if any(out.chunks[a] != c for a, c in fine_storage.items()):
+        out = out.rechunk(fine_storage)
     return _uniform_chunks(out) if merged_time else out
 
 

@@ -24,6 +24,7 @@ from ..losses import LossConfig, make_loss_config
 
 #: Learning-rate schedules: a function of the step only, so a resumed run is exact.
 LR_SCHEDULES = ("constant", "cosine", "linear")
+KEEP = ("best", "last")
 
 #: Default loss scale, as a multiple of the bicubic RMSE on the training patches (kelvin).
 #: Chosen by the loss-scale study (docs/training_study.md): Gumbel needs the bulk of the
@@ -96,6 +97,11 @@ class FitConfig:
         Steps between validations; default a twentieth of the run (at least 10).
     patience : int, optional
         Validations without improvement before the fit stops early; ``None`` never stops.
+    keep : {"best", "last"}
+        Which generator is returned: the best validation checkpoint (lowest RMSE), or the
+        last one, for a realistic model whose adversarial weight trades RMSE for
+        small-scale energy (the lowest-RMSE checkpoint would undo the trade; no early
+        stopping then).
     seed : int
         Seeds weights, patches and the gradient penalty: same seed, same model.
     device : str
@@ -139,6 +145,7 @@ class FitConfig:
     validation_blocks: int | None = None
     validate_every: int | None = None
     patience: int | None = 8
+    keep: str = "best"
     seed: int = 0
     device: str = "auto"
     checkpoint_dir: str | os.PathLike[str] | None = None
@@ -268,6 +275,10 @@ def _validate(cfg: FitConfig) -> None:
         raise FitConfigError(
             f"unknown lr_schedule {cfg.lr_schedule!r}; use one of "
             f"{', '.join(repr(s) for s in LR_SCHEDULES)}."
+        )
+    if not isinstance(cfg.keep, str) or cfg.keep not in KEEP:
+        raise FitConfigError(
+            f"unknown keep={cfg.keep!r}; use one of {', '.join(repr(k) for k in KEEP)}."
         )
     v = cfg.validation
     if not _is_number(v) or not 0 <= float(v) < 1:

@@ -265,7 +265,7 @@ def train(
         rmse = scores["val_rmse"]
         if not math.isfinite(rmse):
             raise _fail(step, "validation RMSE", rmse, cfg)
-        if rmse < loop["best_rmse"] * (1 - MIN_IMPROVEMENT):
+        if cfg.keep == "last" or rmse < loop["best_rmse"] * (1 - MIN_IMPROVEMENT):
             loop.update(
                 best_rmse=rmse, best_step=step, bad=0, best_bicubic=scores["val_rmse_bicubic"]
             )
