@@ -43,7 +43,7 @@ VARIANTS: dict[str, tuple[float, dict, str]] = {
     "sst-x5": (5.0, {}, "accurate"),
     "sst-x2.5": (2.5, {}, "accurate"),
     "sst-x2": (2.0, {}, "accurate"),
-    "sst-x4-gan": (4.0, {"adv_weight": 3e-3}, "realistic"),
+    "sst-x4-gan": (4.0, {"adv_weight": 0.3, "keep": "last"}, "realistic"),
 }
 SETTINGS = {"loss": "mse", "window": 3, "seed": 0}
 
