@@ -2,23 +2,35 @@
 
 Build with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
 
-Plain reStructuredText with autodoc, napoleon and viewcode; no network (intersphinx is
-off). Pages written in Markdown by other parts of the project (``training_study.md``,
-``reliability.md``) are rendered with myst-parser when it is installed, shown as their
-Markdown source otherwise, and announced as "not written yet" while they do not exist.
+reStructuredText with autodoc, napoleon and viewcode; Markdown and notebooks with myst-nb.
+The notebooks under ``examples/`` are stored without outputs and executed on every build
+(offline, on the bundled sample; an error fails the build), so their figures are the ones
+the current code draws. ``model_card.md`` includes ``weights/MODEL_CARD.md``. No network
+(intersphinx is off). Pages written in Markdown by other parts of the project
+(``training_study.md``, ``reliability.md``) are announced as "not written yet" while they do
+not exist.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("MPLBACKEND", "Agg")
+# the notebooks' kernels inherit this environment: they import xsstsr from this checkout
+# and draw with matplotlib's inline backend (Agg, shown as PNG), whatever MPLBACKEND says
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
+# tqdm.auto warns, where xsstsr first imports it, that ipywidgets is missing: not for the docs
+os.environ["PYTHONWARNINGS"] = ",".join(
+    filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:IProgress not found"])
+)
 
 import xsstsr  # noqa: E402
 
@@ -32,6 +44,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
+    "myst_nb",  # also registers .md (MyST) and .ipynb
 ]
 
 #: Pages owned elsewhere in the project, in Markdown: (docname, title, what they hold).
@@ -39,22 +52,26 @@ OPTIONAL_PAGES = [
     ("training_study", "Training study", "fit()'s defaults, the loss scales and the nine losses"),
     ("reliability", "Reliability", "what xsstsr promises under bad inputs and failures"),
 ]
-HAVE_MYST = importlib.util.find_spec("myst_parser") is not None
+#: Markdown pages besides the optional ones; every other .md under docs/ is not a page.
+MARKDOWN_PAGES = {"model_card"}
 
 source_suffix = {".rst": "restructuredtext"}
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "examples"]
-if HAVE_MYST:
-    extensions.append("myst_parser")
-    source_suffix[".md"] = "markdown"
-    myst_enable_extensions = ["dollarmath", "amsmath"]
-    myst_heading_anchors = 3
-    optional = {name for name, _, _ in OPTIONAL_PAGES}
-    # every other Markdown file under docs/ is not a page
-    exclude_patterns += [
-        str(p.relative_to(HERE))
-        for p in HERE.rglob("*.md")
-        if p.stem not in optional or p.parent != HERE
-    ]
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+exclude_patterns += [
+    str(p.relative_to(HERE))
+    for p in HERE.rglob("*.md")
+    if p.parent != HERE or p.stem not in MARKDOWN_PAGES | {name for name, _, _ in OPTIONAL_PAGES}
+]
+myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_heading_anchors = 3
+
+# notebooks: run them all on every build, fail the build on an error or a slow cell
+nb_execution_mode = "force"
+nb_execution_timeout = 120  # seconds a cell; each notebook takes ~15 s on 2 idle cores
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_merge_streams = True
+
 # Markdown written elsewhere should not fail the -W build over cross-references or
 # heading levels it cannot know about
 suppress_warnings = ["myst.header", "myst.xref_missing", "myst.strikethrough"]
@@ -81,23 +98,15 @@ html_theme_options = {
 
 
 def _optional_pages_rst() -> str:
-    """The body of ``studies.rst``: a toctree or a literal copy of each optional page."""
+    """The body of ``studies.rst``: a toctree of the optional pages that exist, a note for each
+    of the others."""
     entries: list[str] = []
     blocks: list[str] = []
     for name, title, what in OPTIONAL_PAGES:
-        md, rst = HERE / f"{name}.md", HERE / f"{name}.rst"
-        if rst.is_file() or (md.is_file() and HAVE_MYST):
+        if (HERE / f"{name}.md").is_file() or (HERE / f"{name}.rst").is_file():
             entries.append(name)
-            continue
-        underline = "-" * len(title)
-        if md.is_file():
-            blocks.append(
-                f"{title}\n{underline}\n\n"
-                f"``docs/{name}.md`` ({what}) is shown as Markdown source; install "
-                f"``myst-parser`` to render it.\n\n"
-                f".. literalinclude:: {name}.md\n   :language: markdown\n"
-            )
         else:
+            underline = "-" * len(title)
             blocks.append(
                 f"{title}\n{underline}\n\nNot written yet: ``docs/{name}.md`` will hold {what}.\n"
             )
@@ -108,6 +117,25 @@ def _optional_pages_rst() -> str:
     return out + "\n".join(blocks)
 
 
+_MD_IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _include_read(app, relative_path: Path, parent_docname: str, content: list[str]) -> None:
+    """Drop the model card's images that are not there (yet): ``scripts/model_card.py`` writes
+    them beside the card, and a missing one would fail the ``-W`` build."""
+    if relative_path.name != "MODEL_CARD.md":
+        return
+    folder = (HERE / relative_path).parent
+
+    def keep(match: re.Match[str]) -> str:
+        target = match.group(1)
+        if "://" in target or (folder / target).is_file():
+            return match.group(0)
+        return f"*(figure `{target}` not generated yet)*"
+
+    content[0] = _MD_IMAGE.sub(keep, content[0])
+
+
 def _source_read(app, docname: str, source: list[str]) -> None:
     if docname == "studies":
         source[0] = source[0].replace(".. xsstsr-optional-pages", _optional_pages_rst())
@@ -115,4 +143,5 @@ def _source_read(app, docname: str, source: list[str]) -> None:
 
 def setup(app):
     app.connect("source-read", _source_read)
+    app.connect("include-read", _include_read)
     return {"parallel_read_safe": True}

@@ -32,6 +32,7 @@ def _pyplot() -> Any:
 
         if matplotlib.get_backend().lower() not in (
             "agg",
+            "inline",  # what current matplotlib reports after %matplotlib inline
             "module://matplotlib_inline.backend_inline",
         ):
             import os
