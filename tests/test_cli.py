@@ -821,3 +821,23 @@ def test_library_messages_in_cli_words(message: str, expected: str) -> None:
     flags = cli._parser().parse_args(["downscale", "a.nc", "b.nc"]).cli_flags
     assert "--tile-size" not in flags
     assert cli.cli_words(message, flags) == expected
+
+
+def test_units_flag_for_a_file_that_does_not_say(files: dict[str, Path], tmp_path: Path) -> None:
+    """WOA's TEMP has no units attribute: --units gives them (the file is not changed)."""
+    with xr.open_dataset(files["coarse"]) as ds:
+        bare = ds.load()
+    bare["sst"].attrs.pop("units")
+    src = tmp_path / "bare.nc"
+    bare.to_netcdf(src)
+    before = src.read_bytes()
+    refused = run(tmp_path, "downscale", str(src), "a.nc", "--model", str(files["model"]))
+    assert refused.returncode == 3
+    assert "no units attribute" in refused.stderr
+    done = run(
+        tmp_path, "downscale", str(src), "b.nc", "--model", str(files["model"]), "--units", "degC"
+    )
+    assert done.returncode == 0, done.stderr
+    with xr.open_dataset(tmp_path / "b.nc") as out:
+        assert out["sst"].attrs["units"] == "degC"
+    assert src.read_bytes() == before

@@ -252,6 +252,9 @@ def _add_names(parser: argparse.ArgumentParser, *, time: bool) -> None:
     """--variable, --lat, --lon (and --time): names for files whose SST or axes cannot be
     found from CF attributes or common names."""
     parser.add_argument("--variable", default=None, help="SST variable name")
+    parser.add_argument(
+        "--units", default=None, help="units of the SST (degC or K) when the file does not say"
+    )
     parser.add_argument("--lat", default=None, help="name of the latitude dimension")
     parser.add_argument("--lon", default=None, help="name of the longitude dimension")
     if time:
@@ -293,6 +296,7 @@ def _downscale(args: argparse.Namespace) -> int:
 
     _check_outputs(args.output, overwrite=args.overwrite)  # a bad OUT fails before any work
     ds, renamed = open_input(args.input, chunks=args.chunks, what="IN")
+    ds = with_units(ds, args.variable, args.units)
     high = downscale(
         ds,
         args.factor,
@@ -308,6 +312,18 @@ def _downscale(args: argparse.Namespace) -> int:
     write_dataset(high, args.output, progress=not args.no_progress, overwrite=args.overwrite)
     print(f"wrote {args.output}")
     return EXIT_OK
+
+
+def with_units(ds: xr.Dataset, variable: Any, units: str | None) -> xr.Dataset:
+    """``ds`` with ``--units`` set on the SST variable (a copy; None leaves it as it is)."""
+    if units is None:
+        return ds
+    from .cf import find_sst_variable
+
+    name = find_sst_variable(ds, variable)
+    out = ds.copy()
+    out[name] = out[name].assign_attrs(units=units)
+    return out
 
 
 def _check_outputs(out: str, *, overwrite: bool, png: Path | None = None) -> None:
@@ -644,6 +660,7 @@ def _fit(args: argparse.Namespace) -> int:
 
         raise InputDataError(f"MODEL must end in .safetensors, got {args.output!r}.")
     ds, renamed = open_input(args.input, chunks={}, what="IN")
+    ds = with_units(ds, args.variable, args.units)
     target = open_input(args.target, chunks={}, what="--target")[0] if args.target else None
     stations = _read_stations_csv(args.stations) if args.stations else None
     options = {
@@ -675,6 +692,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not args.truth and not args.stations:
         raise _UsageError("evaluate needs --truth and/or --stations")
     high, renamed = open_input(args.input, chunks="auto", what="HIGHRES")
+    high = with_units(high, args.variable, args.units)
     truth = open_input(args.truth, chunks="auto", what="--truth")[0] if args.truth else None
     coarse = open_input(args.coarse, chunks="auto", what="--coarse")[0] if args.coarse else None
     stations = _read_stations_csv(args.stations) if args.stations else None
