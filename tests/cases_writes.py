@@ -34,6 +34,11 @@ def with_attr(where: str, key: str, value: Any) -> xr.Dataset:
     return ds
 
 
+def attr_row(where: str, key: str, value: Any) -> Callable[[Any], Any]:
+    """A row's builder: a dataset with one attribute netCDF cannot store, and its path."""
+    return lambda env: ((with_attr(where, key, value), env.tmp / "a.nc"), write(env.tmp / "a.nc"))
+
+
 def _parent_is_a_file(env):
     notes = env.tmp / "notes"
     notes.write_text("a file, not a folder")
@@ -125,50 +130,35 @@ CASES: list[Case] = [
     ),
     Case(
         "write-bool-attr",
-        lambda env: (
-            (with_attr("dataset", "converged", True), env.tmp / "a.nc"),
-            write(env.tmp / "a.nc"),
-        ),
+        attr_row("dataset", "converged", True),
         E.WriteError,
         OSError,
         r"attribute 'converged' of the dataset is a bool.*int\(\) for a bool",
     ),
     Case(
         "write-dict-attr",
-        lambda env: (
-            (with_attr("sst", "provenance", {"run": 1}), env.tmp / "a.nc"),
-            write(env.tmp / "a.nc"),
-        ),
+        attr_row("sst", "provenance", {"run": 1}),
         E.WriteError,
         OSError,
         r"attribute 'provenance' of variable 'sst' is a dict.*json\.dumps\(\)",
     ),
     Case(
         "write-list-attr",
-        lambda env: (
-            (with_attr("sst", "bounds", [[0, 1], [2, 3]]), env.tmp / "a.nc"),
-            write(env.tmp / "a.nc"),
-        ),
+        attr_row("sst", "bounds", [[0, 1], [2, 3]]),
         E.WriteError,
         OSError,
         r"attribute 'bounds' of variable 'sst' is a nested list.*convert it",
     ),
     Case(
         "write-none-attr",
-        lambda env: (
-            (with_attr("dataset", "comment", None), env.tmp / "a.nc"),
-            write(env.tmp / "a.nc"),
-        ),
+        attr_row("dataset", "comment", None),
         E.WriteError,
         OSError,
         r"attribute 'comment' of the dataset is None.*or drop it",
     ),
     Case(
         "write-coordinate-attr",
-        lambda env: (
-            (with_attr("lat", "regular", np.bool_(True)), env.tmp / "a.nc"),
-            write(env.tmp / "a.nc"),
-        ),
+        attr_row("lat", "regular", np.bool_(True)),
         E.WriteError,
         OSError,
         r"attribute 'regular' of coordinate 'lat' is a bool",
