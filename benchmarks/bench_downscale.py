@@ -40,14 +40,14 @@ import numpy as np
 import xarray as xr
 
 import xsstsr
-from xsstsr.model import Model, init_model, new_metadata
+from xsstsr.models import Model, init_model, new_metadata
 
 
 def _model(factor: float) -> Model:
     name = f"sst-x{factor:g}"
     if name in xsstsr.available_models():
         return xsstsr.load_model(name)
-    frac = xsstsr.weights.parse_factor(factor)
+    frac = xsstsr.grid.parse_factor(factor)
     meta = new_metadata(
         name=name,
         upsample=frac.numerator,
@@ -389,7 +389,7 @@ def main() -> None:
         help="speed: every row but the streaming one; stream: only the streaming row",
     )
     args = parser.parse_args()
-    device = xsstsr.tiling.resolve_device(args.device)
+    device = xsstsr.inference.resolve_device(args.device)
     if args.quick:
         grid, series_steps, stream_steps, stream_grid = (180, 360), 20, 16, (90, 180)
     elif args.full:

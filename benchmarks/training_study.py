@@ -48,9 +48,10 @@ import pandas as pd
 import xarray as xr
 
 import xsstsr
-from xsstsr.datasets import coarsen_truth, synthetic_sst, synthetic_stations
+from xsstsr.datasets import synthetic_sst, synthetic_stations
 from xsstsr.evaluation import bicubic_baseline, nearest_baseline
-from xsstsr.losses import METHOD_CONFIGS
+from xsstsr.grid import coarsen_truth
+from xsstsr.nn import METHOD_CONFIGS
 from xsstsr.stations import read_stations, sample_field
 
 FACTOR = 4

@@ -53,7 +53,7 @@ OPTIONAL_PAGES = [
     ("reliability", "Reliability", "what xsstsr promises under bad inputs and failures"),
 ]
 #: Markdown pages besides the optional ones; every other .md under docs/ is not a page.
-MARKDOWN_PAGES = {"model_card"}
+MARKDOWN_PAGES = {"model_card", "architecture"}
 
 source_suffix = {".rst": "restructuredtext"}
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]

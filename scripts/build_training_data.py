@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from xsstsr.datasets import coarsen_truth, synthetic_sst
+import xsstsr
+from xsstsr.datasets import synthetic_sst
+from xsstsr.grid import coarsen_truth
 
 COARSE_CELLS = 24  # a side, for every box
 COARSE_SPACINGS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)  # degrees: the inputs to serve
@@ -43,7 +45,7 @@ DAILY_STEPS, MONTHLY_STEPS = 8, 6
 
 
 def ferret_dir() -> Path:
-    return Path(os.environ.get("XSSTSR_FERRET_DIR", "/usr/share/ferret-vis/data"))
+    return Path(xsstsr.get_option("ferret_dir") or "/usr/share/ferret-vis/data")
 
 
 def ncarg_dir() -> Path:

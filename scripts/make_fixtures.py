@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "data" / "coads_subset.nc")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from xsstsr.datasets import _find_ferret_file
+    from xsstsr.datasets.files import _find_ferret_file
 
     source = _find_ferret_file("coads_climatology.cdf", args.source)
     args.out.parent.mkdir(parents=True, exist_ok=True)

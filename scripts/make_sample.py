@@ -5,7 +5,7 @@ Writes, deterministically:
 * ``sample_truth.nc``: :func:`xsstsr.datasets.synthetic_sst` at 1/16 deg over 33-41N,
   124-132E (128 x 128 cells), 16 daily steps from 2021-08-01, ``seed=2021``;
 * ``sample_coarse.nc``: the truth averaged over 4 x 4 blocks (1/4 deg, 32 x 32) with
-  :func:`xsstsr.datasets.coarsen_truth`;
+  :func:`xsstsr.grid.coarsen_truth`;
 * ``sample_stations.csv``: 16 stations drawn from the truth with 0.1 K noise, ``seed=2021``.
 
 Usage::
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     truth.attrs["title"] = "xsstsr sample: high-resolution truth (1/16 deg)"
     coarse = datasets.coarsen_truth(truth, FACTOR)
     coarse.attrs["title"] = "xsstsr sample: coarse input (1/4 deg), 4x4 block mean of the truth"
-    stations = datasets.synthetic_stations(truth, n=16, noise=0.1, seed=SEED)
+    stations = datasets.stations(truth, n=16, noise=0.1, seed=SEED)
 
     args.out.mkdir(parents=True, exist_ok=True)
     for name, ds in (("sample_truth.nc", truth), ("sample_coarse.nc", coarse)):

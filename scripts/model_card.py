@@ -27,9 +27,8 @@ import pandas as pd
 import xarray as xr
 
 import xsstsr
-from xsstsr.datasets import coarsen_truth
 from xsstsr.evaluation import bicubic_baseline, nearest_baseline
-from xsstsr.realism import distance_to_land
+from xsstsr.grid import coarsen_truth, distance_to_land
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_training_data import box_settings, held_out_truth

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import xsstsr
-from xsstsr.datasets import coarsen_truth
+from xsstsr.grid import coarsen_truth
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_training_data import TRAIN_SEEDS, held_out_truth, training_truth

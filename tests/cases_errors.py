@@ -16,8 +16,9 @@ import xarray as xr
 from catalogue import Case, field, stations
 
 import xsstsr
-from xsstsr import datasets, evaluation, losses, plotting
+from xsstsr import datasets, evaluation, plotting
 from xsstsr import errors as E
+from xsstsr.nn import losses
 
 
 def _pair() -> tuple[xr.DataArray, xr.DataArray]:

@@ -21,7 +21,7 @@ from catalogue import (
     plain,
     stations,
 )
-from conftest import sst_field
+from helpers import sst_field
 
 import xsstsr as E
 from xsstsr.errors import InputTypeError

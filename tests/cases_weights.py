@@ -23,7 +23,7 @@ import pooch.core
 from catalogue import Case, field, weights_file, with_meta
 
 import xsstsr
-import xsstsr.weights
+import xsstsr.models
 
 
 class Trickler:
@@ -105,7 +105,7 @@ def released(env) -> bytes:
     (shipped / "registry.txt").write_text(
         f"sst-x4.safetensors {hashlib.sha256(blob).hexdigest()}\n"
     )
-    env.monkeypatch.setattr(xsstsr.weights, "bundled_dir", lambda: shipped)
+    env.monkeypatch.setattr(xsstsr.models.weights, "bundled_dir", lambda: shipped)
     env.monkeypatch.setenv("XSSTSR_CACHE", str(env.tmp / "cache"))
     env.monkeypatch.setattr(pooch.core, "time", types.SimpleNamespace(sleep=lambda s: None))
     return blob

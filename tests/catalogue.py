@@ -11,30 +11,20 @@ import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from conftest import SMALL_ARCH, make_model, sst_field
+from helpers import make_model, sst_field
 from safetensors.numpy import save as st_save
 
 import xsstsr
-from xsstsr.model import Model
 
-
-def small_model(upsample: int = 4, pool: int = 1, inputs: tuple[str, ...] = ("sst",)) -> Model:
-    return make_model(
-        upsample,
-        pool,
-        2,
-        seed=2,
-        inputs=inputs,
-        name=f"bad-x{upsample / pool:g}-{len(inputs)}",
-        scale=0.0,
-        architecture=SMALL_ARCH,
-    )
+#: the catalogue's generators: exactly bicubic (scale 0), a ~10-pixel halo
+small_model = partial(make_model, window=2, seed=2, scale=0.0, small_halo=True, tag="bad")
 
 
 # -- helpers that build inputs ---------------------------------------------------------------

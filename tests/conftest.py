@@ -1,91 +1,17 @@
-"""Shared fixtures: small generators made in the test session, small SST fields."""
+"""Shared fixtures: small generators made in the test session, small SST fields, the
+scheduler matrix (threads, processes, a dask.distributed LocalCluster). Helpers that tests
+import live in ``helpers.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import xarray as xr
+from helpers import make_model, sst_field
 
-import xsstsr
-from xsstsr.model import Model, init_model, new_metadata
-
-DATA = Path(__file__).parent / "data"
-SMALL_ARCH = {"features": 8, "blocks": 1, "up_features": 4, "fill_iterations": 1}
-
-
-def make_model(
-    upsample: int = 4,
-    pool: int = 1,
-    window: int = 3,
-    seed: int = 0,
-    inputs: tuple[str, ...] = ("sst",),
-    name: str | None = None,
-    scale: float = 0.01,
-    architecture: dict[str, int] | None = None,
-) -> Model:
-    """A generator whose correction branch is small but not zero (so tiling matters).
-
-    ``architecture=SMALL_ARCH`` gives a ~10-pixel halo, so fields of a few dozen pixels
-    can be split into chunks wider than the halo.
-    """
-    meta = new_metadata(
-        name=name or f"test-x{upsample / pool:g}",
-        upsample=upsample,
-        pool=pool,
-        window=window,
-        inputs=list(inputs),
-        mean=15.0,
-        std=8.0,
-        architecture=architecture,
-    )
-    state = init_model(meta, seed=seed).state
-    rng = np.random.default_rng(seed)
-    state["tail.weight"] = rng.normal(0, scale, state["tail.weight"].shape).astype("float32")
-    return Model(state, meta)
-
-
-def sst_field(
-    nt: int = 6,
-    ny: int = 24,
-    nx: int = 32,
-    *,
-    seed: int = 0,
-    land: bool = True,
-    units: str = "degC",
-    lat0: float = 30.0,
-    lon0: float = 120.0,
-    step: float = 0.25,
-) -> xr.DataArray:
-    """A smooth random SST field with a land corner, CF attributes and a time axis."""
-    rng = np.random.default_rng(seed)
-    lat = lat0 + step / 2 + step * np.arange(ny)
-    lon = lon0 + step / 2 + step * np.arange(nx)
-    yy, xx = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
-    base = 25.0 - 0.3 * yy + 0.5 * np.sin(xx / 4.0)
-    values = base[None] + rng.normal(0, 0.3, (nt, ny, nx)) + np.linspace(0, 1, nt)[:, None, None]
-    if land:
-        values[:, : ny // 4, : nx // 4] = np.nan
-    if units == "K":
-        values = values + 273.15
-    da = xr.DataArray(
-        values.astype("float32"),
-        dims=("time", "lat", "lon"),
-        coords={
-            "time": np.datetime64("2021-01-01") + np.arange(nt).astype("timedelta64[D]"),
-            "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
-            "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"}),
-        },
-        name="sst",
-        attrs={
-            "standard_name": "sea_surface_temperature",
-            "units": units,
-            "long_name": "sea surface temperature",
-        },
-    )
-    return da
+from xsstsr.models import Model
 
 
 @pytest.fixture(scope="session")
@@ -130,4 +56,38 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.delenv("XSSTSR_WEIGHTS_URL", raising=False)
 
 
-__all__ = ["DATA", "SMALL_ARCH", "make_model", "sst_field", "xsstsr"]
+# -- the scheduler matrix ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Iterator[object]:
+    """A dask.distributed LocalCluster of two single-threaded worker processes."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            worker_dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(
+    params=["threads", "processes", pytest.param("distributed", marks=pytest.mark.distributed)]
+)
+def scheduler(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test's computes on each of dask's schedulers in turn (two workers each)."""
+    import dask
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for the worker processes started here
+    if request.param == "distributed":
+        client = request.getfixturevalue("dask_client")
+        with dask.config.set(scheduler=client.get):
+            yield request.param
+    else:
+        with dask.config.set(scheduler=request.param, num_workers=2):
+            yield request.param

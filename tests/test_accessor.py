@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import make_model, sst_field
+from helpers import make_model, sst_field
 
 import xsstsr
 from xsstsr.accessor import SSTSRAccessor
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # accessor method -> (module, function) it fronts
 FRONTS = {
-    "downscale": ("xsstsr.downscale", "downscale"),
+    "downscale": ("xsstsr.inference.frontend", "downscale"),
     "fit": ("xsstsr.training", "fit"),
     "evaluate": ("xsstsr.evaluation", "evaluate"),
     "write": ("xsstsr.io", "write_dataset"),

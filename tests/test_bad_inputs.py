@@ -39,17 +39,19 @@ from catalogue import (
     weights_file,
     with_meta,
 )
-from conftest import sst_field
+from helpers import sst_field
 
 import xsstsr
-import xsstsr.weights
+import xsstsr.models
 from xsstsr.errors import InputTypeError
 
 
 @pytest.fixture(scope="module")
 def models() -> types.SimpleNamespace:
     return types.SimpleNamespace(
-        m4=small_model(4, 1), m25=small_model(5, 2), fusion=small_model(4, 1, ("wind", "sst"))
+        m4=small_model(4, 1),
+        m25=small_model(5, 2),
+        fusion=small_model(4, 1, inputs=("wind", "sst")),
     )
 
 
@@ -129,7 +131,7 @@ def _wrong_hash(env):
     shipped.mkdir()
     env.m4.save(shipped / "sst-x4.safetensors")
     (shipped / "registry.txt").write_text(f"sst-x4.safetensors {'0' * 64}\n")
-    env.monkeypatch.setattr(xsstsr.weights, "bundled_dir", lambda: shipped)
+    env.monkeypatch.setattr(xsstsr.models.weights, "bundled_dir", lambda: shipped)
     return (field(), shipped / "sst-x4.safetensors"), lambda obj: xsstsr.downscale(
         obj[0], 4, device="cpu"
     )

@@ -18,11 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import make_model, sst_field
+from helpers import make_model, sst_field
 
 import xsstsr
 from xsstsr import cli
-from xsstsr.datasets import coarsen_truth
+from xsstsr.cli.arguments import parse_chunks
+from xsstsr.cli.run import interrupt_handler
+from xsstsr.datasets.files import find_ferret_file
+from xsstsr.grid import coarsen_truth
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ["quickstart", "downscale", "fit", "evaluate", "models", "versions"]
@@ -135,11 +138,11 @@ def test_bad_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str])
 
 
 def test_chunks_option() -> None:
-    assert cli._chunks("time=8, lat=256".replace(" ", "")) == {"time": 8, "lat": 256}
-    assert cli._chunks("auto") == "auto"
-    assert cli._chunks("file") == {}
-    assert cli._chunks("none") is None
-    assert cli._chunks("time=-1") == {"time": -1}
+    assert parse_chunks("time=8, lat=256".replace(" ", "")) == {"time": 8, "lat": 256}
+    assert parse_chunks("auto") == "auto"
+    assert parse_chunks("file") == {}
+    assert parse_chunks("none") is None
+    assert parse_chunks("time=-1") == {"time": -1}
 
 
 # -- bad input: exit 3 --------------------------------------------------------------------
@@ -206,7 +209,7 @@ def test_sigterm_handler_is_restored(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(cli.COMMANDS, "models", look)
     assert cli.main(["models"]) == 130
-    assert seen == [cli._interrupt]
+    assert seen == [interrupt_handler]
     assert signal.getsignal(signal.SIGTERM) is before
 
 
@@ -414,7 +417,7 @@ def test_models(tmp_path: Path) -> None:
         assert [row.split()[0] for row in rows] == names
         for row, name in zip(rows, names, strict=True):
             assert ("realistic" if name.endswith("-gan") else "accurate") in row
-            assert xsstsr.weights.registry()[f"{name}.safetensors"][:12] in row
+            assert xsstsr.models.registry()[f"{name}.safetensors"][:12] in row
     else:
         assert done.stdout == ""
         assert "no released models" in done.stderr
@@ -580,10 +583,9 @@ def test_fit_bad_option_values_exit_2(
 
 
 def _ferret_file(name: str) -> Path:
-    from xsstsr import datasets as dsets
 
     try:
-        return dsets._find_ferret_file(name, None)
+        return find_ferret_file(name, None)
     except xsstsr.DataFileNotFoundError:
         pytest.skip(f"{name} not installed (apt-get install ferret-datasets)")
 
@@ -818,7 +820,7 @@ def test_fit_and_evaluate_pass_the_names_through(
     ],
 )
 def test_library_messages_in_cli_words(message: str, expected: str) -> None:
-    flags = cli._parser().parse_args(["downscale", "a.nc", "b.nc"]).cli_flags
+    flags = cli.build_parser().parse_args(["downscale", "a.nc", "b.nc"]).cli_flags
     assert "--tile-size" not in flags
     assert cli.cli_words(message, flags) == expected
 

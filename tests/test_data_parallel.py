@@ -84,6 +84,6 @@ def test_torchrun_two_processes_matches_one(tmp_path: Path) -> None:
     for key, value in single.state.items():
         np.testing.assert_allclose(parallel.state[key], value, atol=2e-5, rtol=0, err_msg=key)
     # the run did train: weights moved away from their initial values
-    init = xsstsr.model.init_model(single.metadata, seed=5)
+    init = xsstsr.models.init_model(single.metadata, seed=5)
     moved = max(float(np.abs(single.state[k] - init.state[k]).max()) for k in single.state)
     assert moved > 1e-4

@@ -11,7 +11,10 @@ import pytest
 import scipy.stats
 import xarray as xr
 
+import xsstsr
 import xsstsr.datasets as dsets
+from xsstsr.datasets import synthetic
+from xsstsr.datasets.files import FERRET_ENV_VAR, find_ferret_file
 from xsstsr.errors import (
     CoordinateError,
     DataFileNotFoundError,
@@ -20,6 +23,7 @@ from xsstsr.errors import (
     OptionError,
     StationsError,
 )
+from xsstsr.grid import coarsen_truth
 
 DATA = Path(__file__).parent / "data"
 FIXTURE = DATA / "coads_subset.nc"
@@ -27,7 +31,7 @@ FIXTURE = DATA / "coads_subset.nc"
 
 def _ferret_file(name: str) -> Path:
     try:
-        return dsets._find_ferret_file(name, None)
+        return find_ferret_file(name, None)
     except FileNotFoundError:
         pytest.skip(f"{name} not installed (apt-get install ferret-datasets)")
 
@@ -112,8 +116,8 @@ def test_plausible_values_gradient_and_season() -> None:
 
 
 def test_front_is_sharp() -> None:
-    front = dsets._front(
-        dsets._cell_centres(256, 30, 42), np.array([125.0]), np.array([0.0]), (30.0, 42.0), 0
+    front = synthetic.front_component(
+        synthetic.cell_centres(256, 30, 42), np.array([125.0]), np.array([0.0]), (30.0, 42.0), 0
     )[0, :, 0]
     gradient = np.abs(np.diff(front)) / (12.0 / 256)  # K per degree
     assert front[0] - front[-1] > 2.0
@@ -123,11 +127,11 @@ def test_front_is_sharp() -> None:
 @pytest.mark.parametrize("slope", [-3.0, -2.0])
 def test_eddy_spectrum_slope(slope: float) -> None:
     n = 256
-    lat = dsets._cell_centres(n, 30.0, 42.0)
-    lon = dsets._cell_centres(n, 120.0, 132.0)
+    lat = synthetic.cell_centres(n, 30.0, 42.0)
+    lon = synthetic.cell_centres(n, 120.0, 132.0)
     slopes = []
     for seed in (0, 1):
-        eddies = dsets._eddies(lat, lon, np.arange(0.0, 32.0, 8.0), seed, slope)
+        eddies = synthetic.eddy_component(lat, lon, np.arange(0.0, 32.0, 8.0), seed, slope)
         # spectra along both axes: the field is isotropic
         slopes.append(_zonal_spectrum_slope(eddies, 12.0 / n, 0.3, 4.0))
         slopes.append(_zonal_spectrum_slope(np.swapaxes(eddies, 1, 2), 12.0 / n, 0.3, 4.0))
@@ -136,9 +140,9 @@ def test_eddy_spectrum_slope(slope: float) -> None:
 
 
 def test_eddy_component_statistics_and_time_evolution() -> None:
-    lat = dsets._cell_centres(64, 30.0, 42.0)
-    lon = dsets._cell_centres(64, 120.0, 132.0)
-    eddies = dsets._eddies(lat, lon, np.array([0.0, 1.0, 60.0]), 0, -3.0)
+    lat = synthetic.cell_centres(64, 30.0, 42.0)
+    lon = synthetic.cell_centres(64, 120.0, 132.0)
+    eddies = synthetic.eddy_component(lat, lon, np.array([0.0, 1.0, 60.0]), 0, -3.0)
     assert 0.4 < eddies.std() < 1.2
     step = np.corrcoef(eddies[0].ravel(), eddies[1].ravel())[0, 1]
     far = np.corrcoef(eddies[0].ravel(), eddies[2].ravel())[0, 1]
@@ -147,7 +151,7 @@ def test_eddy_component_statistics_and_time_evolution() -> None:
 
 
 def test_heatwave_amplitudes_heavy_tailed() -> None:
-    events = dsets._heatwave_events(0, 0.0, 3650.0, (30.0, 42.0), (120.0, 132.0))
+    events = synthetic.heatwave_events(0, 0.0, 3650.0, (30.0, 42.0), (120.0, 132.0))
     amp = events["amplitude"]
     assert amp.size > 200
     assert amp.min() >= 0.5
@@ -155,15 +159,15 @@ def test_heatwave_amplitudes_heavy_tailed() -> None:
     assert scipy.stats.skew(amp) > 1.5
     assert amp.max() > np.median(amp) + 6 * amp.std() / 2
     # a 32-day window holds "a few" events
-    window = dsets._heatwave_events(0, 7300.0, 7332.0, (30.0, 42.0), (120.0, 132.0))
+    window = synthetic.heatwave_events(0, 7300.0, 7332.0, (30.0, 42.0), (120.0, 132.0))
     assert 1 <= window["t0"].size <= 30
 
 
 def test_heatwave_field_localized() -> None:
-    lat = dsets._cell_centres(64, 30.0, 42.0)
-    lon = dsets._cell_centres(64, 120.0, 132.0)
+    lat = synthetic.cell_centres(64, 30.0, 42.0)
+    lon = synthetic.cell_centres(64, 120.0, 132.0)
     t = np.arange(7300.0, 7332.0)  # days since 2000-01-01: from 2019-12-27
-    hw = dsets._heatwaves(lat, lon, t, 0, (30.0, 42.0), (120.0, 132.0))
+    hw = synthetic.heatwave_component(lat, lon, t, 0, (30.0, 42.0), (120.0, 132.0))
     assert hw.min() >= 0.0
     assert hw.max() > 0.5
     assert hw.max() > 5 * hw.std()  # localized bumps, not a broad warming
@@ -177,7 +181,7 @@ def test_heatwave_field_localized() -> None:
 def test_resolution_consistency() -> None:
     fine = dsets.synthetic_sst(256, 256, periods=8, seed=1)
     coarse = dsets.synthetic_sst(64, 64, periods=8, seed=1)
-    averaged = dsets.coarsen_truth(fine, 4)
+    averaged = coarsen_truth(fine, 4)
     np.testing.assert_allclose(averaged["lat"], coarse["lat"])
     np.testing.assert_allclose(averaged["lon"], coarse["lon"])
     same_mask = averaged.sst.isnull() == coarse.sst.isnull()
@@ -314,16 +318,16 @@ def test_stations_errors(truth: xr.Dataset) -> None:
 
 
 def test_coarsen_truth_means_coords_attrs(small: xr.Dataset) -> None:
-    coarse = dsets.coarsen_truth(small, 4)
+    coarse = coarsen_truth(small, 4)
     assert coarse.sst.shape == (6, 12, 10)
     np.testing.assert_allclose(coarse.lat, small.lat.values.reshape(12, 4).mean(axis=1))
     assert coarse.sst.attrs == small.sst.attrs
     assert coarse.lat.attrs == small.lat.attrs
     assert coarse.attrs == small.attrs
-    da = dsets.coarsen_truth(small.sst, 2)
+    da = coarsen_truth(small.sst, 2)
     assert isinstance(da, xr.DataArray)
     assert da.shape == (6, 24, 20)
-    xr.testing.assert_identical(dsets.coarsen_truth(small, 1), small)
+    xr.testing.assert_identical(coarsen_truth(small, 1), small)
 
 
 def test_coarsen_truth_nan_rule() -> None:
@@ -336,7 +340,7 @@ def test_coarsen_truth_nan_rule() -> None:
     da = xr.DataArray(
         values, dims=("lat", "lon"), coords={"lat": [0.0, 1.0], "lon": [0.0, 1, 2, 3]}
     )
-    out = dsets.coarsen_truth(da, 2)
+    out = coarsen_truth(da, 2)
     # half land: mean of the ocean cells; 3 of 4 land: NaN
     assert float(out[0, 0]) == pytest.approx(2.0)
     assert np.isnan(float(out[0, 1]))
@@ -345,12 +349,12 @@ def test_coarsen_truth_nan_rule() -> None:
 @pytest.mark.parametrize("factor", [0, -2, 0.5, 2.7, True, "4", 5])
 def test_coarsen_truth_bad_factor(small: xr.Dataset, factor: object) -> None:
     with pytest.raises(GridError, match="factor"):
-        dsets.coarsen_truth(small, factor)  # type: ignore[arg-type]
+        coarsen_truth(small, factor)  # type: ignore[arg-type]
 
 
 def test_coarsen_truth_missing_dims() -> None:
     with pytest.raises(CoordinateError):
-        dsets.coarsen_truth(xr.DataArray(np.zeros((4, 4)), dims=("y", "x")), 2)
+        coarsen_truth(xr.DataArray(np.zeros((4, 4)), dims=("y", "x")), 2)
 
 
 # --------------------------------------------------------------------------------------
@@ -369,7 +373,7 @@ def test_open_sample() -> None:
     assert truth.sst.attrs["units"] == "degC"
     assert coarse.lat.attrs["standard_name"] == "latitude"
     # the coarse sample is the block mean of the truth, and the truth is reproducible
-    xr.testing.assert_allclose(dsets.coarsen_truth(truth, 4).sst, coarse.sst)
+    xr.testing.assert_allclose(coarsen_truth(truth, 4).sst, coarse.sst)
     regenerated = dsets.synthetic_sst(
         128,
         128,
@@ -401,7 +405,7 @@ def test_open_sample_stations() -> None:
 
 
 def test_bundled_files_small() -> None:
-    data = Path(dsets.__file__).parent / "data"
+    data = Path(xsstsr.__file__).parent / "data"
     total = sum(p.stat().st_size for p in data.glob("sample_*"))
     assert total < 3_000_000
 
@@ -451,8 +455,8 @@ def test_fixture_normalised() -> None:
 
 
 def test_ferret_file_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(dsets.FERRET_ENV_VAR, str(tmp_path))
-    monkeypatch.setattr(dsets, "FERRET_DATA_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv(FERRET_ENV_VAR, str(tmp_path))
+    monkeypatch.setattr(dsets.files, "FERRET_DATA_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(DataFileNotFoundError, match="apt-get install ferret-datasets"):
         dsets.open_coads_sst()
     with pytest.raises(DataFileNotFoundError):
@@ -500,7 +504,7 @@ def test_reader_wrong_file() -> None:
 
 def test_coarsen_truth_rational_factor_is_an_exact_area_mean() -> None:
     fine = dsets.synthetic_sst(60, 60, periods=2, seed=3, land=False)
-    coarse = dsets.coarsen_truth(fine, 2.5)
+    coarse = coarsen_truth(fine, 2.5)
     assert coarse.sst.shape == (2, 24, 24)
     # cell centres: edge + (k + 1/2) * 2.5 * fine step, exactly regular
     step = float(fine.lat[1] - fine.lat[0])

@@ -66,6 +66,7 @@ def test_docs_build_without_warnings(html: Path) -> None:
         "api",
         "studies",
         "model_card",
+        "architecture",
         "examples/quickstart",
         "examples/gallery",
         "guide/data",

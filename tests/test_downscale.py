@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import warnings
+from functools import partial
 from pathlib import Path
 
 import cloudpickle
@@ -20,35 +21,19 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
-from conftest import DATA, SMALL_ARCH, make_model, sst_field
+from helpers import DATA, make_model, sst_field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xsstsr
-from xsstsr.model import Model, register
+from xsstsr.inference import cached_models, register
+from xsstsr.models import Model
 
 TOL = 1e-4  # K or degC: tiled vs whole-field inference
 
 
-def small_model(
-    upsample: int,
-    pool: int = 1,
-    *,
-    window: int = 3,
-    seed: int = 1,
-    scale: float = 0.05,
-    conserve: bool = False,
-) -> Model:
-    """A generator with a halo of ~10 pixels and a correction that is far from zero."""
-    return make_model(
-        upsample,
-        pool,
-        window,
-        seed,
-        name=f"small-x{upsample / pool:g}{'-conserve' if conserve else ''}",
-        scale=scale,
-        architecture={**SMALL_ARCH, "conserve": conserve},
-    )
+#: generators with a ~10-pixel halo and a correction far from zero
+small_model = partial(make_model, seed=1, scale=0.05, small_halo=True, tag="small")
 
 
 @pytest.fixture(scope="module")
@@ -263,61 +248,39 @@ def test_chunk_independence(m4, m25, m25c, factor, data, tile):
 # -- schedulers ----------------------------------------------------------------------------
 
 
-def test_threads_and_processes_schedulers(tmp_path, monkeypatch):
+def test_in_memory_models_are_registered_through_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("XSSTSR_CACHE", str(tmp_path))
     model = small_model(4, 1, seed=7)  # in memory: workers must find it through a file
     ref = register(model)
     assert ref.path == str(tmp_path / "models" / f"{model.sha256}.safetensors")
     assert hashlib.sha256(Path(ref.path).read_bytes()).hexdigest() == model.sha256
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for the worker processes started below
+
+def test_every_scheduler_gives_the_eager_answer(scheduler):
+    model = small_model(4, 1, seed=7)
     da = sst_field(seed=5)
-    expected = run(da, model).values
-    lazy = run(da.chunk(time=2, lat=12, lon=16), model)
-    for scheduler in ("threads", "processes"):
-        values = lazy.compute(scheduler=scheduler, num_workers=2).values
-        assert_close_nan(values, expected, tol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            worker_dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
-
-
-def _worker_models():
-    import xsstsr.model
-
-    return sorted(xsstsr.model._MODELS)
+    with dask.config.set(scheduler="sync"):
+        expected = run(da, model).values
+    values = run(da.chunk(time=2, lat=12, lon=16), model).values
+    assert_close_nan(values, expected, tol=1e-5)
+    ds_values = run(da.to_dataset().chunk(time=3), model)["sst"].values
+    assert_close_nan(ds_values, expected, tol=1e-5)
 
 
 @pytest.mark.distributed
-def test_distributed_cluster(client, tmp_path, monkeypatch):
+def test_distributed_workers_load_the_model_from_its_file(dask_client, tmp_path, monkeypatch):
     monkeypatch.setenv("XSSTSR_CACHE", str(tmp_path))
     model = small_model(4, 1, seed=11)
     da = sst_field(seed=6)
     expected = run(da, model).values
     lazy = run(da.chunk(time=2, lat=12, lon=16), model)
     assert (tmp_path / "models" / f"{model.sha256}.safetensors").is_file()
-    values = client.compute(lazy).result().values
+    values = dask_client.compute(lazy).result().values
     assert_close_nan(values, expected, tol=1e-5)
     # the workers loaded the in-memory model from the registered file
-    per_worker = client.run(_worker_models)
+    per_worker = dask_client.run(cached_models)
     assert len(per_worker) == 2
     assert any(model.sha256 in models for models in per_worker.values())
-
-    ds_values = client.compute(run(da.to_dataset().chunk(time=3), model)).result()
-    assert_close_nan(ds_values["sst"].values, expected, tol=1e-5)
 
 
 def test_graph_does_not_carry_the_model(model_x4):
@@ -691,7 +654,7 @@ def test_factor_without_released_model(tmp_path, monkeypatch, model_x4):
     release.mkdir()
     model_x4.save(release / "sst-x4.safetensors")
     (release / "registry.txt").write_text(f"sst-x4.safetensors {model_x4.sha256}\n")
-    monkeypatch.setattr(xsstsr.weights, "bundled_dir", lambda: release)
+    monkeypatch.setattr(xsstsr.models.weights, "bundled_dir", lambda: release)
     with pytest.raises(xsstsr.FactorError, match=r"sst-x4") as info:
         da.sstsr.downscale(3, device="cpu")
     assert "3" in str(info.value)

@@ -14,22 +14,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import make_model, sst_field
+from helpers import make_model, sst_field
 
 import xsstsr
-from xsstsr.datasets import coarsen_truth
 from xsstsr.errors import FactorError, GridError, InputDataError, InputTypeError, OptionError
 from xsstsr.evaluation import (
     SCORE_COLUMNS,
-    _in_box,
-    _quantile_from_top,
-    _Stats,
-    _top_size,
     bicubic_baseline,
     evaluate,
     nearest_baseline,
     zonal_spectrum,
 )
+from xsstsr.evaluation.statistics import PartialStats, quantile_from_top, top_size
+from xsstsr.evaluation.subsets import in_box
+from xsstsr.grid import coarsen_truth
 from xsstsr.stations import read_stations, sample_field
 
 FINE = dict(ny=32, nx=32, step=0.0625, lat0=33.0, lon0=124.0)
@@ -216,9 +214,9 @@ def test_regions_boxes_and_masks(result: xr.DataArray, truth: xr.DataArray) -> N
     table = evaluate(result, truth, by=None, regions={"box": box, "ne": mask, "ne2": coarse_mask})
     assert table["region"].tolist() == ["all", "box", "ne", "ne2"]
     lat2d, lon2d = xr.broadcast(truth.lat, truth.lon)
-    in_box = (lat2d >= 33.0) & (lat2d <= 33.9) & (lon2d >= 124.0) & (lon2d <= 125.0)
+    boxed = (lat2d >= 33.0) & (lat2d <= 33.9) & (lon2d >= 124.0) & (lon2d <= 125.0)
     w = cos_lat(truth)
-    sel = np.broadcast_to(in_box.values, truth.shape)
+    sel = np.broadcast_to(boxed.values, truth.shape)
     check(row(table, region="box"), brute(result.values[sel], truth.values[sel], w=w[sel]))
     sel = np.broadcast_to(mask.transpose("lat", "lon").values, truth.shape)
     check(row(table, region="ne"), brute(result.values[sel], truth.values[sel], w=w[sel]))
@@ -229,7 +227,7 @@ def test_regions_boxes_and_masks(result: xr.DataArray, truth: xr.DataArray) -> N
 def test_region_box_across_the_date_line() -> None:
     lon = np.array([170.0, 179.0, 181.0, -179.0, -170.0, 0.0])
     lat = np.zeros_like(lon)
-    inside = _in_box(lat, lon, (-1, 1, 175, -175), "dl")
+    inside = in_box(lat, lon, (-1, 1, 175, -175), "dl")
     assert inside.tolist() == [False, True, True, True, False, False]
 
 
@@ -441,10 +439,10 @@ def test_merged_stats_equal_direct_ones(seed: int) -> None:
     t = np.round(rng.normal(20, 3, n), 1)  # ties
     f = np.stack([t + rng.normal(0, 0.5, n), t * 0.9 + 2])
     w = rng.uniform(0.1, 1.0, n)
-    k = _top_size(n, 0.95)
+    k = top_size(n, 0.95)
     cuts = np.sort(rng.choice(np.arange(1, n), size=5, replace=False))
     parts = [
-        _Stats.of(tp, fp, wp, k)
+        PartialStats.of(tp, fp, wp, k)
         for tp, fp, wp in zip(
             np.split(t, cuts), np.split(f, cuts, axis=1), np.split(w, cuts), strict=True
         )
@@ -453,8 +451,8 @@ def test_merged_stats_equal_direct_ones(seed: int) -> None:
     for part in parts[1:]:
         merged = merged.merge(part)
     assert merged.direct is None
-    assert _quantile_from_top(merged.top_t, n, 0.95) == pytest.approx(np.quantile(t, 0.95))
-    whole = _Stats.of(t, f, w, k, direct=True)
+    assert quantile_from_top(merged.top_t, n, 0.95) == pytest.approx(np.quantile(t, 0.95))
+    whole = PartialStats.of(t, f, w, k, direct=True)
     a, b = xr.DataArray(f, dims=("source", "cell")), xr.DataArray(t, dims="cell")
     weights = xr.DataArray(w, dims="cell")
     for metric, name in ((xs.rmse, "rmse"), (xs.me, "bias"), (xs.mae, "mae")):
@@ -681,3 +679,22 @@ def test_spectrum_is_the_row_mean_of_scipy_periodograms() -> None:
     _, psd = periodogram(filled, fs=1 / 0.25, window="hann", detrend="linear", axis=-1)
     fill = zonal_spectrum(da.chunk(lat=3), nan="fill")
     np.testing.assert_allclose(fill.values, psd.mean(axis=0)[1:], rtol=1e-12)
+
+
+# -- the scheduler matrix -------------------------------------------------------------------
+
+
+def test_evaluate_and_spectra_on_every_scheduler(scheduler, result, truth, coarse, stations):
+    kwargs = dict(coarse=coarse, baseline=["bicubic", "nearest"], by="month")
+    with dask.config.set(scheduler="sync"):
+        eager = evaluate(result, truth, stations, **kwargs)
+        eager_spectrum = zonal_spectrum(result)
+    lazy = evaluate(
+        result.chunk(time=2, lat=16, lon=12),
+        truth.chunk(time=3),
+        stations,
+        **{**kwargs, "coarse": coarse.chunk(time=1)},
+    )
+    pd.testing.assert_frame_equal(eager, lazy, rtol=1e-10, atol=1e-10)
+    spectrum = zonal_spectrum(result.chunk(time=2, lat=16))
+    xr.testing.assert_allclose(eager_spectrum, spectrum, rtol=1e-10)

@@ -25,24 +25,23 @@ import textwrap
 import threading
 import time
 import types
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pooch.core
 import pytest
 import xarray as xr
-from conftest import SMALL_ARCH, make_model, sst_field
+from helpers import make_model, sst_field
 
 import xsstsr
 import xsstsr.io
-import xsstsr.weights
-from xsstsr.model import Model
+import xsstsr.models
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def small_model(seed: int = 3) -> Model:
-    return make_model(4, 1, 2, seed, name="fault-x4", scale=0.05, architecture=SMALL_ARCH)
+small_model = partial(make_model, 4, 1, 2, seed=3, scale=0.05, small_halo=True, tag="fault")
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +287,7 @@ def test_cut_download_is_retried_and_verified(tmp_path, monkeypatch):
     shipped, cache = tmp_path / "shipped", tmp_path / "cache"
     shipped.mkdir()
     (shipped / "registry.txt").write_text(f"sst-x4.safetensors {digest}\n")  # no shipped copy
-    monkeypatch.setattr(xsstsr.weights, "bundled_dir", lambda: shipped)
+    monkeypatch.setattr(xsstsr.models.weights, "bundled_dir", lambda: shipped)
     monkeypatch.setenv("XSSTSR_CACHE", str(cache))
     waits: list[float] = []
     monkeypatch.setattr(pooch.core, "time", types.SimpleNamespace(sleep=waits.append))

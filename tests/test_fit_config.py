@@ -18,7 +18,7 @@ import xarray as xr
 
 import xsstsr
 from xsstsr.datasets import synthetic_sst
-from xsstsr.losses import LossConfig, pointwise_loss
+from xsstsr.nn import LossConfig, pointwise_loss
 from xsstsr.training import FitConfig, split_times
 from xsstsr.training.config import LOSS_SCALE_MULTIPLIER, learning_rate, resolve
 
@@ -335,7 +335,7 @@ def test_fits_without_a_target_conserve_the_coarse_means(truth: xr.Dataset) -> N
     assert model.metadata["architecture"]["conserve"] is True
     first = model.history.iloc[0]
     assert first["val_rmse"] < first["val_rmse_bicubic"]  # the projection alone helps
-    coarse = xsstsr.datasets.coarsen_truth(truth, 4)
+    coarse = xsstsr.grid.coarsen_truth(truth, 4)
     shifted = truth.assign_coords(lat=truth.lat + 0.01)
     options = {k: v for k, v in TINY.items() if k != "factor"}
     with pytest.warns(UserWarning, match="interpolating"):

@@ -14,20 +14,19 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from conftest import make_model, sst_field
+from helpers import make_model, sst_field
 
 import xsstsr
-from xsstsr.tiling import (
+from xsstsr.inference.devices import autocast_dtype, resolve_precision
+from xsstsr.inference.tiling import (
     CPU_BATCH_BYTES,
     GPU_MEMORY_SHARE,
     GPU_TILES,
     TileSpec,
-    _forward_splitting,
     activation_bytes_per_pixel,
-    autocast_dtype,
+    forward_splitting,
     gpu_tile,
     infer_frames,
-    resolve_precision,
     tiles_per_pass,
 )
 
@@ -115,7 +114,7 @@ def test_out_of_memory_splits_the_batch():
     limited = MemoryLimited(net, max_batch=2)
     with torch.inference_mode():
         whole = net(x)
-        split = _forward_splitting(limited, x, None, "cpu")
+        split = forward_splitting(limited, x, None, "cpu")
     assert max(limited.batches) <= 2
     assert sum(limited.batches) == 7
     torch.testing.assert_close(split, whole, atol=1e-6, rtol=0)
@@ -124,7 +123,7 @@ def test_out_of_memory_splits_the_batch():
 def test_one_tile_out_of_memory_says_how_to_fix():
     net = make_model().network("cpu")
     with pytest.raises(xsstsr.DeviceError, match=r"tile_size=") as info, torch.inference_mode():
-        _forward_splitting(MemoryLimited(net, max_batch=0), _frames(4), None, "cuda:0")
+        forward_splitting(MemoryLimited(net, max_batch=0), _frames(4), None, "cuda:0")
     assert isinstance(info.value.__cause__, torch.OutOfMemoryError)
     assert "cuda:0" in str(info.value)
 
@@ -132,7 +131,7 @@ def test_one_tile_out_of_memory_says_how_to_fix():
 def test_infer_frames_survives_out_of_memory(monkeypatch):
     model = make_model()
     spec = TileSpec(
-        ref=xsstsr.model.register(model),
+        ref=xsstsr.inference.register(model),
         device="cpu",
         upsample=4,
         pool=1,
@@ -158,7 +157,7 @@ GiB = 1024**3
 def test_tile_and_batch_from_free_memory(name):
     model = xsstsr.load_model(name)
     spec = TileSpec(
-        ref=xsstsr.model.register(model),
+        ref=xsstsr.inference.register(model),
         device="cuda",
         upsample=model.upsample,
         pool=model.pool,

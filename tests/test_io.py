@@ -10,16 +10,17 @@ from pathlib import Path
 
 import dask
 import dask.array as dsa
+import dask.threaded
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import SMALL_ARCH, make_model, sst_field
 from dask.callbacks import Callback
+from helpers import make_model, sst_field
 
 import xsstsr
-from xsstsr import io
 from xsstsr.errors import InputDataError, WriteError
-from xsstsr.io import PARTIAL_SUFFIX, open_any, output_format, write_dataset
+from xsstsr.io import PARTIAL_SUFFIX, atomic, open_any, output_format, write_dataset
+from xsstsr.io import write as writer
 
 FORMATS = ["out.nc", "out.zarr"]
 
@@ -126,28 +127,29 @@ def test_zarr_swap_failing_half_way_restores_the_old_store(
             raise OSError("disk full")
         real_replace(src, dst)
 
-    monkeypatch.setattr(io.os, "replace", flaky_replace)
+    monkeypatch.setattr(os, "replace", flaky_replace)
     with pytest.raises(OSError, match="disk full"):
         write_dataset(field(), tmp_path / "s.zarr", overwrite=True)
-    monkeypatch.setattr(io.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
     assert listing(tmp_path) == ["s.zarr"]
     with open_any(tmp_path / "s.zarr") as back:
         xr.testing.assert_allclose(back["sst"].load(), old)
 
 
-def test_temporary_is_a_hidden_sibling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = []
-    real_compute = io._compute
+def test_temporary_is_a_hidden_sibling(tmp_path: Path) -> None:
+    seen: list[list[str]] = []
 
-    def spy(store: object) -> None:
-        seen.extend(listing(tmp_path / "sub"))
-        real_compute(store)
+    def listing_get(dsk, keys, **kwargs):  # what the folder holds while dask computes
+        seen.append(listing(tmp_path / "sub"))
+        return dask.threaded.get(dsk, keys, **kwargs)
 
-    monkeypatch.setattr(io, "_compute", spy)
-    write_dataset(field().chunk(time=2), tmp_path / "sub" / "x.nc")  # makes the folder
-    assert len(seen) == 1
-    assert seen[0].startswith(".x.nc.")
-    assert seen[0].endswith(PARTIAL_SUFFIX)
+    with dask.config.set(scheduler=listing_get):
+        write_dataset(field().chunk(time=2), tmp_path / "sub" / "x.nc")  # makes the folder
+    assert seen
+    for names in seen:
+        assert len(names) == 1
+        assert names[0].startswith(".x.nc.")
+        assert names[0].endswith(PARTIAL_SUFFIX)
     assert listing(tmp_path / "sub") == ["x.nc"]
 
 
@@ -205,7 +207,7 @@ def test_open_missing_file(tmp_path: Path) -> None:
 
 
 def _signal_inside_deferred_block(sig: signal.Signals, times: int, log: list) -> None:
-    with io._deferred_interrupts():
+    with atomic.deferred_interrupts():
         for _ in range(times):
             # raise_signal runs the handler before it returns; os.kill to the process could be
             # taken by another thread and handled only after the block (a race under load)
@@ -239,7 +241,7 @@ def test_deferred_interrupts_second_signal_interrupts_at_once() -> None:
 
 def test_odd_record_with_small_chunks_writes_to_zarr(tmp_path: Path) -> None:
     """Chunks merged to hold the time window must not leave zarr-incompatible chunks."""
-    from conftest import make_model
+    from helpers import make_model
 
     import xsstsr
 
@@ -274,7 +276,7 @@ def dead_pid() -> int:
 
 
 def leftover(dest: Path, pid: int, suffix: str, data: xr.Dataset | None = None) -> Path:
-    tag = io._host_tag()
+    tag = atomic.host_tag()
     path = dest.with_name(f".{dest.name}.{tag}-{pid}-0123abcd{suffix}")
     if data is None:
         path.mkdir()
@@ -307,14 +309,14 @@ def test_a_previous_store_moved_aside_is_put_back(tmp_path):
     result comes back at its name (and is what remains if the next write fails)."""
     dest = tmp_path / "out.zarr"
     previous = field().to_dataset().assign_attrs(title="previous")
-    aside = leftover(dest, dead_pid(), io.OLD_SUFFIX, previous)
+    aside = leftover(dest, dead_pid(), atomic.OLD_SUFFIX, previous)
     half = leftover(dest, dead_pid(), PARTIAL_SUFFIX)
-    assert io.sweep_stale(dest) == sorted([aside, half], key=lambda p: p.name)
+    assert atomic.sweep_stale(dest) == sorted([aside, half], key=lambda p: p.name)
     assert listing(tmp_path) == ["out.zarr"]
     with open_any(dest) as back:
         assert back.attrs["title"] == "previous"
 
-    aside = leftover(dest, dead_pid(), io.OLD_SUFFIX, previous)
+    aside = leftover(dest, dead_pid(), atomic.OLD_SUFFIX, previous)
     with pytest.raises(ValueError, match="boom"):
         write_dataset(failing(field(), ValueError), dest, overwrite=True)
     assert listing(tmp_path) == ["out.zarr"]  # the stale copy is gone, the result kept
@@ -324,10 +326,10 @@ def test_a_previous_store_moved_aside_is_put_back(tmp_path):
 
 @pytest.mark.skipif(os.name != "posix", reason="pid checks are POSIX")
 def test_model_save_clears_a_dead_writers_temporary(tmp_path):
-    from conftest import make_model
+    from helpers import make_model
 
     dest = tmp_path / "model.safetensors"
-    stale = dest.with_name(f".{dest.name}.{io._host_tag()}-{dead_pid()}-")
+    stale = dest.with_name(f".{dest.name}.{atomic.host_tag()}-{dead_pid()}-")
     stale = stale.with_name(stale.name + "0123abcd" + PARTIAL_SUFFIX)
     stale.write_bytes(b"half a model")
     make_model().save(dest)
@@ -383,7 +385,7 @@ def _largest_compute(
     tmp_path: Path, scheduler: str, n: int, lon0: float, step: float, lat_chunk: int
 ) -> dict[int, tuple[int, int]]:
     """Record length -> (tasks, blocks held) of the largest compute writing it to zarr."""
-    model = make_model(4, architecture=SMALL_ARCH)
+    model = make_model(4, small_halo=True)
     largest = {}
     for nt in (48, 192):
         out = xsstsr.downscale(lazy_field(nt, n, lon0, step, lat_chunk), model=model, device="cpu")
@@ -416,7 +418,7 @@ def test_the_streaming_measure_sees_one_graph(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without passes (one graph per store), the measure above grows with the record."""
-    monkeypatch.setattr(io, "MIN_CHUNKS_PER_PASS", 10**9)
+    monkeypatch.setattr(writer, "MIN_CHUNKS_PER_PASS", 10**9)
     largest = _largest_compute(tmp_path, "synchronous", 32, 120.0, 0.25, 16)
     (tasks_48, held_48), (tasks_192, held_192) = largest[48], largest[192]
     assert tasks_192 > 3 * tasks_48, largest
@@ -425,8 +427,8 @@ def test_the_streaming_measure_sees_one_graph(
 
 @pytest.fixture
 def small_passes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(io, "MIN_CHUNKS_PER_PASS", 2)
-    monkeypatch.setattr(io, "CHUNKS_PER_PASS_PER_WORKER", 1)
+    monkeypatch.setattr(writer, "MIN_CHUNKS_PER_PASS", 2)
+    monkeypatch.setattr(writer, "CHUNKS_PER_PASS_PER_WORKER", 1)
 
 
 @pytest.mark.usefixtures("small_passes")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import SMALL_ARCH, make_model, sst_field
+from helpers import make_model, sst_field
 
 import xsstsr
 
@@ -23,7 +23,7 @@ TOL = dict(rtol=0, atol=1e-5)
 @pytest.fixture(scope="module")
 def model():
     """Window 3 (so time order matters) and a ~10-cell halo."""
-    return make_model(4, 1, 3, seed=4, scale=0.05, architecture=SMALL_ARCH)
+    return make_model(4, 1, 3, seed=4, scale=0.05, small_halo=True)
 
 
 def run(obj, model, **kwargs):

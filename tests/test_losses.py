@@ -1,4 +1,4 @@
-"""Tests of xsstsr.losses: content losses, their configuration, and WGAN-GP."""
+"""Tests of xsstsr.nn: content losses, their configuration, and WGAN-GP."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xsstsr.errors import InputDataError, LossConfigError, ModelMismatchError
-from xsstsr.losses import (
+from xsstsr.nn import (
     METHOD_CONFIGS,
     LossConfig,
     critic_loss,

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CHECK = (
     "import xsstsr, json; "
-    "print(json.dumps([str(xsstsr.weights.bundled_dir()), xsstsr.available_models(), "
+    "print(json.dumps([str(xsstsr.models.bundled_dir()), xsstsr.available_models(), "
     "xsstsr.load_model(xsstsr.available_models()[0]).sha256]))"
 )
 

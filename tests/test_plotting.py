@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import make_model, sst_field
+from helpers import make_model, sst_field
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -15,7 +15,6 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import xsstsr  # noqa: E402
 from xsstsr import plotting  # noqa: E402
-from xsstsr.datasets import coarsen_truth  # noqa: E402
 from xsstsr.errors import (  # noqa: E402
     GridError,
     InputDataError,
@@ -24,7 +23,8 @@ from xsstsr.errors import (  # noqa: E402
     OptionError,
     StationsError,
 )
-from xsstsr.model import Model  # noqa: E402
+from xsstsr.grid import coarsen_truth  # noqa: E402
+from xsstsr.models import Model  # noqa: E402
 
 FINE = dict(ny=32, nx=32, step=0.0625, lat0=33.0, lon0=124.0)
 

@@ -18,32 +18,24 @@ Fixed-field chunking cases and tile sizes are in tests/test_downscale.py
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import dask
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import SMALL_ARCH, make_model
+from helpers import make_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xsstsr
-from xsstsr.model import Model
+from xsstsr.models import Model
 
 TOL = 1e-4
 
 
-def small_model(upsample: int, pool: int) -> Model:
-    """A generator with a ~10 pixel halo and a correction far from zero."""
-    return make_model(
-        upsample,
-        pool,
-        2,
-        5,
-        name=f"prop-x{upsample / pool:g}",
-        scale=0.05,
-        architecture=SMALL_ARCH,
-    )
+#: a generator with a ~10 pixel halo and a correction far from zero
+small_model = partial(make_model, window=2, seed=5, scale=0.05, small_halo=True, tag="prop")
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,13 @@ import pooch
 import pooch.core
 import pytest
 import torch
-from conftest import make_model, sst_field
+from helpers import make_model, sst_field
 from safetensors.numpy import save as st_save
 
 import xsstsr
-import xsstsr.model
-import xsstsr.weights
-from xsstsr.model import MAX_HEADER_BYTES, MAX_METADATA_BYTES, Model
+import xsstsr.models
+from xsstsr.models import Model
+from xsstsr.models.metadata import MAX_HEADER_BYTES, MAX_METADATA_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,7 +115,7 @@ def test_header_over_the_limit_refused_before_parsing(monkeypatch):
         parsed.append(len(text))
         return real_loads(text, *args, **kwargs)
 
-    monkeypatch.setattr(xsstsr.model.json, "loads", counting_loads)
+    monkeypatch.setattr(xsstsr.models.metadata.json, "loads", counting_loads)
     size = MAX_HEADER_BYTES + 1
     data = struct.pack("<Q", size) + b"{" + b" " * (size - 2) + b"}" + bytes(16)  # valid JSON
     with pytest.raises(xsstsr.WeightsError, match=f"header of {size} bytes"):
@@ -136,7 +136,7 @@ def test_metadata_over_the_limit_refused_before_parsing(model, monkeypatch):
 
     big = json.dumps({**model.metadata, "notes": "x" * MAX_METADATA_BYTES})
     data = st_save(model.state, metadata={"xsstsr": big})
-    monkeypatch.setattr(xsstsr.model.json, "loads", counting_loads)
+    monkeypatch.setattr(xsstsr.models.metadata.json, "loads", counting_loads)
     with pytest.raises(xsstsr.MetadataError, match="limit"):
         Model.from_bytes(data)
     assert len(parsed) == 1  # the safetensors header only, never the metadata text
@@ -262,7 +262,7 @@ def shipped(tmp_path, monkeypatch, model):
         f"MODEL_CARD.md {'cd' * 32}",
     ]
     (folder / "registry.txt").write_text("\n".join(lines) + "\n")
-    monkeypatch.setattr(xsstsr.weights, "bundled_dir", lambda: folder)
+    monkeypatch.setattr(xsstsr.models.weights, "bundled_dir", lambda: folder)
     monkeypatch.setenv("XSSTSR_CACHE", str(tmp_path / "cache"))
     return folder
 
@@ -276,10 +276,12 @@ def test_pooch_registry_has_a_sha256_for_every_file(shipped, monkeypatch):
         return real_create(**kwargs)
 
     monkeypatch.setattr(pooch, "create", recording_create)
-    fetcher = xsstsr.weights._pooch("http://127.0.0.1:9/{version}/")
+    fetcher = xsstsr.models.download.make_pooch(
+        "http://127.0.0.1:9/{version}/", xsstsr.models.cache_dir(), xsstsr.models.registry()
+    )
     assert len(created) == 1
     registry = created[0]["registry"]
-    assert set(registry) == set(xsstsr.weights.registry()) == set(fetcher.registry)
+    assert set(registry) == set(xsstsr.models.registry()) == set(fetcher.registry)
     for name, known in registry.items():
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", known), (name, known)
     assert all(fetcher.registry[name] == registry[name] for name in registry)
@@ -288,7 +290,7 @@ def test_pooch_registry_has_a_sha256_for_every_file(shipped, monkeypatch):
 def test_a_registry_line_without_hash_is_refused(shipped):
     (shipped / "registry.txt").write_text("sst-x4.safetensors\n")
     with pytest.raises(xsstsr.WeightsError, match="'FILE SHA256'"):
-        xsstsr.weights.fetch("sst-x4")
+        xsstsr.models.fetch("sst-x4")
 
 
 @pytest.mark.parametrize(
@@ -302,7 +304,7 @@ def test_fetch_refuses_names_not_in_the_registry(shipped, monkeypatch, name):
     monkeypatch.setattr(pooch, "create", no_network)
     monkeypatch.setenv("XSSTSR_WEIGHTS_URL", "http://127.0.0.1:9/")
     with pytest.raises(xsstsr.ModelNotFoundError, match="available models"):
-        xsstsr.weights.fetch(name)
+        xsstsr.models.fetch(name)
     assert not (shipped.parent / "cache").exists()
 
 

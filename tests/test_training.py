@@ -25,8 +25,9 @@ import xarray as xr
 
 import xsstsr
 from xsstsr import training
-from xsstsr.datasets import coarsen_truth, synthetic_sst, synthetic_stations
-from xsstsr.losses import METHOD_CONFIGS
+from xsstsr.datasets import synthetic_sst, synthetic_stations
+from xsstsr.grid import coarsen_truth
+from xsstsr.nn import METHOD_CONFIGS
 from xsstsr.stations import read_stations, sample_field
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,5 +1,5 @@
-"""Tests of xsstsr.model (safetensors round trip, metadata checks, network cache) and
-xsstsr.weights (registry, cache, pooch download from a real local HTTP server,
+"""Tests of xsstsr.models (safetensors round trip, metadata checks, network cache) and
+the weights registry (, cache, pooch download from a real local HTTP server,
 integrity checks and the shipped copy)."""
 
 from __future__ import annotations
@@ -22,16 +22,15 @@ import pooch.core
 import pytest
 import torch
 from cases_weights import Trickler, refused_url
-from conftest import SMALL_ARCH, make_model, sst_field
+from helpers import make_model, sst_field
 from safetensors.numpy import save as st_save
 from safetensors.torch import save as torch_save
 
 import xsstsr
-import xsstsr.model
-import xsstsr.weights
+import xsstsr.models
 from xsstsr._version import __version__
-from xsstsr.model import Model, ModelRef, new_metadata, resolve_ref
-from xsstsr.weights import Timeouts, download_timeouts
+from xsstsr.inference import ModelRef, resolve_ref
+from xsstsr.models import Model, Timeouts, download_timeouts, new_metadata
 
 
 def sha256(data: bytes) -> str:
@@ -63,7 +62,7 @@ def test_save_load_round_trip(trained, tmp_path):
     assert trained.sha256 == sha256(data)
 
     loaded = xsstsr.load_model(path)
-    assert loaded.sha256 == trained.sha256 == xsstsr.weights.sha256_file(path)
+    assert loaded.sha256 == trained.sha256 == xsstsr.models.weights.sha256_file(path)
     assert loaded.to_bytes() == data
     assert loaded.metadata == trained.metadata
     assert loaded.source == str(path.resolve())
@@ -104,7 +103,7 @@ def resaved(model: Model, dtype: torch.dtype) -> bytes:
     ids=["float16", "bfloat16", "float32", "float64"],
 )
 def test_weights_of_every_float_dtype_load(dtype, code, tmp_path):
-    model = make_model(4, 1, seed=5, name="dtype-x4", architecture=SMALL_ARCH, scale=0.05)
+    model = make_model(4, 1, seed=5, name="dtype-x4", small_halo=True, scale=0.05)
     data = resaved(model, dtype)
     (size,) = struct.unpack("<Q", data[:8])
     assert json.loads(data[8 : 8 + size])["head.weight"]["dtype"] == code
@@ -338,22 +337,19 @@ def test_changed_file_refused_by_ref(trained, tmp_path):
 def test_network_built_once_per_process(tmp_path):
     model = make_model(4, 1, seed=21, name="cache-x4")
     path = model.save(tmp_path / "c.safetensors")
-    key = (model.sha256, "cpu")
-    assert key not in xsstsr.model._NETWORKS
     first = xsstsr.load_model(path)
     second = xsstsr.load_model(str(path))
     assert first is not second
-    size = len(xsstsr.model._NETWORKS)
     net = first.network("cpu")
-    assert len(xsstsr.model._NETWORKS) == size + 1
+    assert first.network("cpu") is net
     assert second.network("cpu") is net
     assert model.network("cpu") is net
     da = sst_field(nt=2, ny=8, nx=8)
     a = xsstsr.downscale(da, model=first, device="cpu")
     b = xsstsr.downscale(da, model=path, device="cpu")
     np.testing.assert_array_equal(a.values, b.values)
-    assert len(xsstsr.model._NETWORKS) == size + 1
-    assert xsstsr.model._NETWORKS[key] is net
+    assert first.network("cpu") is net  # downscale used the same network, built once
+    assert model.network("cpu") is net
 
 
 # -- the registry, the cache and pooch ---------------------------------------------------------
@@ -410,7 +406,7 @@ def release(tmp_path, monkeypatch):
     (shipped / "registry.txt").write_text("\n".join(lines) + "\n")
     for name, blob in blobs.items():
         (served / f"{name}.safetensors").write_bytes(blob)
-    monkeypatch.setattr(xsstsr.weights, "bundled_dir", lambda: shipped)
+    monkeypatch.setattr(xsstsr.models.weights, "bundled_dir", lambda: shipped)
     monkeypatch.setenv("XSSTSR_CACHE", str(cache))
     waits: list[float] = []
     # pooch waits 1 s, 2 s between retries; record the waits instead of sleeping
@@ -440,12 +436,12 @@ def test_download_through_pooch(release):
 
     # the second time it comes from the cache, without a request
     assert xsstsr.load_model("sst-x4").sha256 == model.sha256
-    assert xsstsr.weights.fetch("sst-x4.safetensors") == cached
+    assert xsstsr.models.fetch("sst-x4.safetensors") == cached
     assert release.server.requests == ["/sst-x4.safetensors"]
 
     # a corrupted cache entry is fetched again
     cached.write_bytes(b"garbage")
-    assert xsstsr.weights.fetch("sst-x4") == cached
+    assert xsstsr.models.fetch("sst-x4") == cached
     assert cached.read_bytes() == release.blobs["sst-x4"]
     assert len(release.server.requests) == 2
 
@@ -465,7 +461,7 @@ def test_tampered_download_refused(release):
     # even though a valid copy ships: a mirror that serves a wrong file is an error
     (release.shipped / "sst-x4.safetensors").write_bytes(release.blobs["sst-x4"])
     with pytest.raises(xsstsr.WeightsIntegrityError):
-        xsstsr.weights.fetch("sst-x4")
+        xsstsr.models.fetch("sst-x4")
 
 
 def test_offline_uses_shipped_copy(release):
@@ -494,11 +490,11 @@ def test_shipped_copy_without_mirror(release, monkeypatch):
     monkeypatch.delenv("XSSTSR_WEIGHTS_URL")
     shipped = release.shipped / "sst-x4.safetensors"
     shipped.write_bytes(release.blobs["sst-x4"])
-    assert xsstsr.weights.fetch("sst-x4") == shipped
+    assert xsstsr.models.fetch("sst-x4") == shipped
     assert xsstsr.load_model("sst-x4").sha256 == release.models["sst-x4"].sha256
     shipped.write_bytes(release.blobs["sst-x2.5"])
     with pytest.raises(xsstsr.WeightsIntegrityError):
-        xsstsr.weights.fetch("sst-x4")
+        xsstsr.models.fetch("sst-x4")
     assert release.server.requests == []
 
 
@@ -510,7 +506,7 @@ def test_unknown_name(release):
     assert "['sst-x2.5', 'sst-x4']" in message
     assert isinstance(info.value, KeyError)
     with pytest.raises(xsstsr.ModelNotFoundError):
-        xsstsr.weights.fetch("registry.txt")
+        xsstsr.models.fetch("registry.txt")
     assert release.server.requests == []
 
 
@@ -521,7 +517,7 @@ def test_available_models_sorted_by_factor(tmp_path, monkeypatch):
     lines = [f"{n}.safetensors {sha256(n.encode())}" for n in names]
     lines.append(f"MODEL_CARD.md {sha256(b'card')}")
     (shipped / "registry.txt").write_text("\n\n".join(lines))
-    monkeypatch.setattr(xsstsr.weights, "bundled_dir", lambda: shipped)
+    monkeypatch.setattr(xsstsr.models.weights, "bundled_dir", lambda: shipped)
     assert xsstsr.available_models() == [
         "custom",
         "sst-x2",
@@ -608,7 +604,7 @@ def test_refused_connection_names_the_url(release, monkeypatch):
     url = refused_url()
     monkeypatch.setenv("XSSTSR_WEIGHTS_URL", url)
     with pytest.raises(xsstsr.DownloadError, match="cannot connect") as info:
-        xsstsr.weights.fetch("sst-x4")
+        xsstsr.models.fetch("sst-x4")
     assert f"{url}sst-x4.safetensors" in str(info.value)
     assert release.waits == [1, 2]  # a refusal may be a restart: retried
 
@@ -617,7 +613,7 @@ def test_host_refused_by_urllib3_is_a_download_error(release, monkeypatch):
     """A host only urllib3 refuses (at connection time) is not a hash mismatch."""
     monkeypatch.setenv("XSSTSR_WEIGHTS_URL", "http://a..b/weights/")
     with pytest.raises(xsstsr.DownloadError, match=r"cannot connect \(Failed to parse"):
-        xsstsr.weights.fetch("sst-x4")
+        xsstsr.models.fetch("sst-x4")
 
 
 @pytest.mark.parametrize(
@@ -693,7 +689,7 @@ def test_slow_but_steady_mirror_finishes(release, monkeypatch):
     monkeypatch.setenv("XSSTSR_WEIGHTS_URL", trickler.url)
     monkeypatch.setenv("XSSTSR_DOWNLOAD_TIMEOUT", "0.5,0.5,20")
     try:
-        path = xsstsr.weights.fetch("sst-x4")
+        path = xsstsr.models.fetch("sst-x4")
     finally:
         trickler.stop()
     assert path.read_bytes() == blob
@@ -706,11 +702,11 @@ def test_available_models_details_name_kind_and_domain() -> None:
     assert {"factor", "kind", "for", "input_spacing_deg", "time_step_days"} <= set(table.columns)
     for _, row in table.iterrows():
         assert row["kind"] == ("realistic" if row["name"].endswith("-gan") else "accurate")
-        assert row["for"] == xsstsr.weights.MODEL_KINDS[row["kind"]]
+        assert row["for"] == xsstsr.models.MODEL_KINDS[row["kind"]]
         assert row["factor"] == float(row["name"].split("-x")[1].split("-")[0])
 
 
 def test_variant_names_parse_their_factor() -> None:
-    assert xsstsr.weights.factor_of_name("sst-x4-gan") == 4.0
-    assert xsstsr.weights.factor_of_name("sst-x2.5") == 2.5
-    assert xsstsr.weights.factor_of_name("sst-x4-") is None
+    assert xsstsr.models.factor_of_name("sst-x4-gan") == 4.0
+    assert xsstsr.models.factor_of_name("sst-x2.5") == 2.5
+    assert xsstsr.models.factor_of_name("sst-x4-") is None

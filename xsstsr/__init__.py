@@ -10,7 +10,6 @@ from typing import Any
 
 from . import accessor as _accessor  # noqa: F401  (registers .sstsr)
 from ._version import __version__
-from .downscale import downscale
 from .errors import (
     AmbiguousVariableError,
     CoordinateError,
@@ -41,8 +40,10 @@ from .errors import (
     XsstsrError,
     XsstsrWarning,
 )
-from .model import Model
-from .weights import available_models, fetch_all, load_model
+from .inference.frontend import downscale
+from .models.container import Model
+from .models.weights import available_models, fetch_all, load_model
+from .options import get_option, set_options
 
 __all__ = [
     "AmbiguousVariableError",
@@ -82,10 +83,12 @@ __all__ = [
     "evaluate",
     "fetch_all",
     "fit",
+    "get_option",
     "load_model",
     "plot_compare",
     "plot_spectrum",
     "plot_stations",
+    "set_options",
     "show_versions",
 ]
 

@@ -51,7 +51,7 @@ def versions() -> dict[str, str]:
         info["torch.threads"] = str(torch.get_num_threads())
     except ImportError:
         pass
-    from .weights import cache_dir
+    from .models.weights import cache_dir
 
     info["xsstsr.cache"] = str(cache_dir())
     return info

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from .model import Model
+    from .models.container import Model
 
 R = TypeVar("R")
 
@@ -89,7 +89,7 @@ class SSTSRAccessor:
     def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
         self._obj = obj
 
-    downscale: _Front[xr.Dataset | xr.DataArray] = _Front("downscale", "downscale")
+    downscale: _Front[xr.Dataset | xr.DataArray] = _Front("inference.frontend", "downscale")
     fit: _Front[Model] = _Front("training", "fit")
     evaluate: _Front[pd.DataFrame] = _Front("evaluation", "evaluate")
     write: _Front[Path] = _Front("io", "write_dataset")

@@ -9,59 +9,41 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
+from . import mpl
+from .models.history import plot_history
+
+__all__ = ["plot_compare", "plot_history", "plot_spectrum", "plot_stations"]
 from .errors import (
     InputDataError,
     InputTypeError,
-    MissingDependencyError,
-    ModelMismatchError,
     OptionError,
 )
+from .evaluation.fields import on_grid, rename_time
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from .model import Model
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        if matplotlib.get_backend().lower() not in (
-            "agg",
-            "inline",  # what current matplotlib reports after %matplotlib inline
-            "module://matplotlib_inline.backend_inline",
-        ):
-            import os
-
-            if not os.environ.get("DISPLAY"):
-                matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise MissingDependencyError("plots need matplotlib: pip install 'xsstsr[plot]'") from err
-    return plt
 
 
 def _field(obj: xr.Dataset | xr.DataArray | None, variable: Hashable | None) -> xr.DataArray | None:
     """The SST DataArray of ``obj`` in degC (None passes through)."""
     if obj is None:
         return None
-    from .cf import KELVIN_OFFSET, find_fields
+    from .cf.criteria import find_fields
+    from .cf.units import to_celsius
 
     if isinstance(obj, xr.Dataset) and variable is not None and variable not in obj.data_vars:
         variable = None
     da, fields = find_fields(obj, variable)
     if fields.units == "K":
         attrs = dict(da.attrs, units="degC")
-        da = (da - KELVIN_OFFSET).assign_attrs(attrs)
+        da = to_celsius(da, fields.units).assign_attrs(attrs)
     return da
 
 
 def _snapshot(da: xr.DataArray, time: Any) -> xr.DataArray:
-    from .cf import find_lat_lon, find_time
+    from .cf.criteria import find_lat_lon, find_time
 
     lat, lon = find_lat_lon(da)
     tdim = find_time(da, lat, lon)
@@ -106,12 +88,12 @@ def _colormap(cmap: Any, preferred: str, fallback: str) -> Any:
     import matplotlib
 
     if cmap is None:
-        cmocean = _cmocean()
+        cmocean = mpl.cmocean()
         # cmocean is optional (pip install 'xsstsr[plot]')
         cmap = getattr(cmocean.cm, preferred) if cmocean is not None else fallback
     if isinstance(cmap, str):
         if cmap.startswith("cmo."):
-            _cmocean()  # registers the cmo.* names
+            mpl.cmocean()  # registers the cmo.* names
         if cmap not in matplotlib.colormaps:
             raise OptionError(
                 f"cmap={cmap!r} is not a matplotlib colormap; pick one of matplotlib.colormaps, "
@@ -123,20 +105,6 @@ def _colormap(cmap: Any, preferred: str, fallback: str) -> Any:
             f"cmap must be a colormap name or a matplotlib Colormap, got {type(cmap).__name__}."
         )
     return cmap.with_extremes(bad=LAND_COLOR)
-
-
-def _cmocean() -> Any:
-    """The cmocean module, or None where it is not installed."""
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            # cmocean 4.0 builds its maps with an argument matplotlib 3.11 deprecates
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import cmocean
-    except ImportError:
-        return None
-    return cmocean
 
 
 def plot_compare(
@@ -203,7 +171,7 @@ def plot_compare(
                 "or plot_compare(coarse, result=hi), not both."
             )
         obj, coarse = result, obj
-    plt = _pyplot()
+    plt = mpl.pyplot()
     sst_cmap = _colormap(cmap, "thermal", "viridis")
     err_cmap = _colormap(diff_cmap, "balance", "RdBu_r")
     coarse_da = _field(coarse, variable)
@@ -281,13 +249,12 @@ def _map(ax: Any, title: str, snap: xr.DataArray, cmap: Any, vmin: float, vmax: 
 
 def _difference(result: xr.DataArray, ref: xr.DataArray, name: str, time: Any) -> xr.DataArray:
     """The snapshot of ``result`` minus ``ref`` (which must be on the result's grid)."""
-    from .cf import find_lat_lon
+    from .cf.criteria import find_lat_lon
     from .errors import GridError
-    from .evaluation import _on_grid
 
     lat, lon = find_lat_lon(result)
     try:
-        ref = _on_grid(ref, result, lat, lon, name)
+        ref = on_grid(ref, result, lat, lon, name)
     except GridError as err:
         raise GridError(
             f"{err} The difference panel needs the {name} on the downscaled field's grid."
@@ -297,7 +264,7 @@ def _difference(result: xr.DataArray, ref: xr.DataArray, name: str, time: Any) -
 
 
 def _baseline(coarse: xr.DataArray, name: str, like: xr.DataArray) -> xr.DataArray:
-    from .evaluation import BASELINES, bicubic_baseline, nearest_baseline
+    from .evaluation.baselines import BASELINES, bicubic_baseline, nearest_baseline
 
     if not isinstance(name, str) or name not in BASELINES:
         raise OptionError(f"baseline must be one of {BASELINES} or None, got {name!r}.")
@@ -352,10 +319,10 @@ def plot_spectrum(
     """
     import dask
 
-    from .evaluation import _spectrum_task, check_spectrum_options, spectrum_from_parts
+    from .evaluation.spectra import check_spectrum_options, spectrum_from_parts, spectrum_task
 
     check_spectrum_options(units, nan)
-    plt = _pyplot()
+    plt = mpl.pyplot()
     result_da = _field(obj, variable)
     assert result_da is not None
     fields: list[tuple[str, xr.DataArray, dict[str, Any]]] = []
@@ -374,7 +341,7 @@ def plot_spectrum(
     truth_da = _field(truth, variable)
     if truth_da is not None:
         fields.append(("truth", truth_da, {"color": "k", "lw": 1.2}))
-    tasks = [_spectrum_task(da) for _, da, _ in fields]
+    tasks = [spectrum_task(da) for _, da, _ in fields]
     parts = dask.compute(*(task for task, _, _ in tasks))
     mode = nan
     if nan == "auto":
@@ -472,31 +439,27 @@ def plot_stations(
     """
     import dask
 
-    from .cf import find_fields
-    from .evaluation import StationSampler
+    from .cf.criteria import find_fields
+    from .stations import StationSampler
 
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise OptionError(
             f"n (how many stations to draw) must be a positive integer, got {n!r}; e.g. n=4, "
             "or pick them with station_ids=."
         )
-    plt = _pyplot()
+    plt = mpl.pyplot()
     result_da = _field(obj, variable)
     assert result_da is not None
     _, found = find_fields(result_da)
     fields: dict[str, xr.DataArray] = {"downscaled": result_da}
     coarse_da = _field(coarse, variable)
     if coarse_da is not None and baseline is not None:
-        from .evaluation import _on_grid
-
         base = _baseline(coarse_da, baseline, result_da)
-        fields[baseline] = _on_grid(base, result_da, found.lat, found.lon, "the baseline")
+        fields[baseline] = on_grid(base, result_da, found.lat, found.lon, "the baseline")
     truth_da = _field(truth, variable)
     if truth_da is not None:
-        from .evaluation import _on_grid, _rename_time
-
-        fields["truth"] = _rename_time(
-            _on_grid(truth_da, result_da, found.lat, found.lon, "truth"), found.time
+        fields["truth"] = rename_time(
+            on_grid(truth_da, result_da, found.lat, found.lon, "truth"), found.time
         )
     if len(fields) > 1:
         aligned = xr.align(*fields.values(), join="inner", exclude=[found.lat, found.lon])
@@ -556,43 +519,4 @@ def plot_stations(
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize=8)
     fig.autofmt_xdate()
-    return fig
-
-
-def plot_history(model: Model, *, figsize: tuple[float, float] = (10, 3.6)) -> Figure:
-    """Training curves of a fitted model: losses per step and validation RMSE per epoch."""
-    history = getattr(model, "history", None)
-    if not isinstance(history, pd.DataFrame):
-        raise InputTypeError(
-            f"plot_history needs an xsstsr Model (as returned by xsstsr.fit), got "
-            f"{type(model).__name__}."
-        )
-    if history.empty:
-        raise ModelMismatchError(
-            f"model {model.name!r} has no training history: only a model "
-            "made by xsstsr.fit (or saved from one) has it, bundled and converted weights do "
-            "not. Plot the model that xsstsr.fit returned."
-        )
-    plt = _pyplot()
-    fig, (ax_loss, ax_critic, ax_val) = plt.subplots(1, 3, figsize=figsize, constrained_layout=True)
-    for column in ("pixel", "station"):
-        if column in history and np.isfinite(history[column]).any() and history[column].any():
-            ax_loss.plot(history["step"], history[column], label=column)
-    ax_loss.set_yscale("log")
-    ax_loss.set_title("point-wise losses")
-    ax_loss.set_xlabel("step")
-    ax_loss.legend()
-    if "wasserstein" in history:
-        ax_critic.plot(history["step"], history["wasserstein"], label="Wasserstein estimate")
-        ax_critic.plot(history["step"], history["adversarial"], label="generator adversarial")
-    ax_critic.set_title("WGAN-GP")
-    ax_critic.set_xlabel("step")
-    ax_critic.legend()
-    val = history.dropna(subset=["val_rmse"]) if "val_rmse" in history else history.iloc[:0]
-    if not val.empty:
-        ax_val.plot(val["step"], val["val_rmse"], "o-", label="generator")
-        ax_val.plot(val["step"], val["val_rmse_bicubic"], "--", label="bicubic")
-    ax_val.set_title("validation RMSE (degC)")
-    ax_val.set_xlabel("step")
-    ax_val.legend()
     return fig

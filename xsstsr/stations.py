@@ -8,15 +8,16 @@ lon, sst`` (names configurable with ``columns=``), or as an xarray Dataset with 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .cf import KELVIN_OFFSET, canonical_units
-from .errors import StationsError, warn_user
+from .cf.units import canonical_units, from_celsius, to_celsius
+from .errors import InputDataError, StationsError, warn_user
 
 STATION_COLUMNS: tuple[str, ...] = ("station", "time", "lat", "lon", "sst")
 
@@ -95,8 +96,7 @@ def read_stations(
             "stations only (give each position its own station id)."
         )
     stated = canonical_units(units, "the station sst")
-    if stated == "K":
-        table["sst"] = table["sst"] - KELVIN_OFFSET
+    table["sst"] = to_celsius(table["sst"], stated)
     table = table.dropna(subset=["sst"])
     if table.empty:
         raise StationsError("every station sst value is NaN.")
@@ -152,13 +152,13 @@ def _to_datetimeindex(index: xr.CFTimeIndex) -> pd.DatetimeIndex:
 
 def _check_plausible(celsius: np.ndarray, stated: str) -> None:
     """Refuse station SST implausible for the stated units (after conversion to degC)."""
-    from .cf import PHYSICAL_RANGE_DEGC
+    from .cf.units import PHYSICAL_RANGE_DEGC
 
     lo, hi = PHYSICAL_RANGE_DEGC
     outside = (celsius < lo) | (celsius > hi)
     if not outside.any():
         return
-    raw = celsius + KELVIN_OFFSET if stated == "K" else celsius
+    raw = from_celsius(celsius, stated)
     median = float(np.median(raw))
     if stated == "degC" and 250.0 <= median <= 320.0:
         fix = "they look like kelvin: pass units='K' (station_units='K' to fit or evaluate)"
@@ -303,25 +303,85 @@ def sample_field(
 
     Returns the table with a ``model`` column beside ``sst``.
     """
-    positions = table.groupby("station")[["lat", "lon"]].first()
-    points: dict[Any, Any] = {
-        lat: xr.DataArray(positions["lat"].to_numpy(), dims="station"),
-        lon: xr.DataArray(positions["lon"].to_numpy(), dims="station"),
-    }
-    at_stations = field.interp(points, method="linear")
-    at_stations = at_stations.assign_coords(station=positions.index.to_numpy())
-    if time is None:
-        values = at_stations.to_series().rename("model")
-        merged = table.merge(values, left_on="station", right_index=True)
-    else:
-        frame = at_stations.sel({time: table["time"].unique()}, method="nearest").to_dataframe(
-            name="model"
-        )
-        frame = frame.reset_index()[["station", time, "model"]]
-        frame = frame.rename(columns={time: "time_model"})
-        merged = table.copy()
-        nearest = at_stations[time].sel({time: merged["time"].to_numpy()}, method="nearest")
-        merged["time_model"] = nearest.to_numpy()
-        merged = merged.merge(frame.drop_duplicates(), on=["station", "time_model"], how="left")
-        merged = merged.drop(columns="time_model")
-    return merged.reset_index(drop=True)
+    sampler = StationSampler({"model": field}, table, lat, lon, time)
+    (values,) = dask.compute(*sampler.lazy)
+    return sampler.finish([values])
+
+
+class StationSampler:
+    """Fields sampled bilinearly at stations, lazily, matched to observations by nearest time.
+
+    ``lazy`` holds one (time, station) DataArray per field (dask-backed fields stay lazy);
+    compute them (``dask.compute(*sampler.lazy)``) and pass the results to :meth:`finish`,
+    which returns the station table with one column per field. This is the sampling of
+    :func:`xsstsr.stations.sample_field`, split so that many fields and the grid scores
+    share one :func:`dask.compute`.
+    """
+
+    def __init__(
+        self,
+        fields: Mapping[str, xr.DataArray],
+        stations: Any,
+        lat: Hashable,
+        lon: Hashable,
+        time: Hashable | None,
+        columns: Mapping[str, Hashable] | None = None,
+        units: str = "degC",
+    ) -> None:
+        first = next(iter(fields.values()))
+        extra = [d for d in first.dims if d not in (lat, lon, time)]
+        if extra:
+            raise InputDataError(
+                f"station scores need a (time, lat, lon) field; select the extra dims {extra} "
+                "first, e.g. result.isel(member=0)."
+            )
+        table = read_stations(stations, columns=columns, units=units)
+        lat_values = np.asarray(first[lat].values, dtype="float64")
+        lon_values = np.asarray(first[lon].values, dtype="float64")
+        if time is not None:
+            try:
+                times = np.asarray(first[time].values).astype("datetime64[ns]")
+            except (TypeError, ValueError) as err:
+                raise InputDataError(
+                    f"the time coordinate {time!r} cannot be compared with the stations' dates "
+                    "(a non-standard calendar?); convert it first, e.g. "
+                    "ds.convert_calendar('standard')."
+                ) from err
+        else:
+            times = table["time"].to_numpy()
+        table = drop_outside(table, lat_values, lon_values, times)
+        self.table = table.reset_index(drop=True)
+        self.names = list(fields)
+        self.times = times if time is not None else None
+        positions = self.table.groupby("station")[["lat", "lon"]].first()
+        self.station_ids = positions.index.to_numpy()
+        points = {
+            lat: xr.DataArray(positions["lat"].to_numpy(), dims="station"),
+            lon: xr.DataArray(positions["lon"].to_numpy(), dims="station"),
+        }
+        self.lazy = []
+        for f in fields.values():
+            at = f.interp(points, method="linear")
+            order = ([time] if time is not None else []) + ["station"]
+            self.lazy.append(at.transpose(*order).drop_vars([lat, lon], errors="ignore"))
+        self.lat, self.lon, self.time = lat, lon, time
+
+    def finish(self, computed: Sequence[xr.DataArray]) -> pd.DataFrame:
+        """The station table with one column of sampled values per field."""
+        table = self.table.copy()
+        col = pd.Index(self.station_ids).get_indexer(table["station"])
+        if self.times is None:
+            row = np.zeros(len(table), dtype=int)
+        else:
+            index = pd.Index(self.times)
+            if not index.is_monotonic_increasing:
+                order = np.argsort(self.times, kind="stable")
+                row = order[
+                    pd.Index(self.times[order]).get_indexer(table["time"], method="nearest")
+                ]
+            else:
+                row = index.get_indexer(table["time"], method="nearest")
+        for name, values in zip(self.names, computed, strict=True):
+            arr = np.asarray(values.values, dtype="float64").reshape(-1, len(self.station_ids))
+            table[name] = arr[row, col]
+        return table

@@ -12,7 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import FitConfigError
-from ..model import Model
+from ..models.container import Model
 from .config import FitConfig, option_names
 from .data import prepare_data, prepare_stations
 from .loop import train
@@ -40,7 +40,7 @@ def fit(
         )
     cfg = FitConfig.from_options(options, base=config)
     if cfg.init is not None:  # read (and hash-check) the initial weights once
-        from ..weights import load_model
+        from ..models.weights import load_model
 
         cfg = cfg.replace(init=load_model(cfg.init))
     data = prepare_data(

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import TrainingError
-from ..model import write_atomic
+from ..io import write_atomic
 
 CHECKPOINT_TENSORS = "xsstsr-checkpoint.safetensors"
 CHECKPOINT_STATE = "xsstsr-checkpoint.json"

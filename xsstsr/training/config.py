@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FitConfigError
-from ..losses import LossConfig, make_loss_config
+from ..nn.losses import LossConfig, make_loss_config
 
 #: Learning-rate schedules: a function of the step only, so a resumed run is exact.
 LR_SCHEDULES = ("constant", "cosine", "linear")
@@ -236,7 +236,7 @@ def _validate(cfg: FitConfig) -> None:
     object.__setattr__(cfg, "loss_config", make_loss_config(cfg.loss, r=cfg.r, a=cfg.a, s=cfg.s))
     _real(cfg, "loss_scale", positive=True, example=0.1, optional=True)
     if cfg.factor is not None:
-        from ..weights import parse_factor
+        from ..grid.factor import parse_factor
 
         parse_factor(cfg.factor)  # raises FactorError with the fix
     _integer(cfg, "window", 1, optional=True)

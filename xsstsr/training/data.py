@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..cf import KELVIN_OFFSET, check_physical_range_of, find_fields, regular_spacing
-from ..downscale import align_source, fine_coordinate
+from ..cf.criteria import find_fields, regular_spacing
+from ..cf.units import check_physical_range_of, to_celsius
 from ..errors import GridError, InputDataError, StationsError, warn_user
+from ..grid.coords import align_source, fine_coordinate
+from ..grid.factor import parse_factor
+from ..grid.layout import time_as_days
 from ..stations import align_to_times, drop_outside, read_stations
-from ..weights import parse_factor
 
 
 @dataclass
@@ -52,10 +54,9 @@ def data_domain(data: TrainingData) -> dict[str, list[float]]:
         for axis in (data.coarse_lat, data.coarse_lon)
     )
     times = np.asarray(data.times)
-    if times.size > 1 and np.issubdtype(times.dtype, np.datetime64):
-        step = float(np.median(np.diff(times.astype("datetime64[s]").astype("int64")))) / 86400
-    else:
-        step = float("nan")
+    # numeric times carry no unit: only datetime and cftime axes declare a time step
+    dated = np.issubdtype(times.dtype, np.datetime64) or times.dtype == object
+    step = float(np.median(np.diff(time_as_days(times)))) if dated and times.size > 1 else np.nan
     high = data.high
     if isinstance(high, dsa.Array):
         low, top = (float(v) for v in dask.compute(dsa.nanmin(high), dsa.nanmax(high)))
@@ -68,10 +69,6 @@ def data_domain(data: TrainingData) -> dict[str, list[float]]:
 
 
 # -- data preparation ----------------------------------------------------------
-
-
-def _celsius(da: xr.DataArray, units: str) -> xr.DataArray:
-    return da - KELVIN_OFFSET if units == "K" else da
 
 
 def prepare_data(
@@ -87,7 +84,7 @@ def prepare_data(
 ) -> TrainingData:
     """Find the SST, build the inputs and the truth on nested grids (in canonical order:
     latitude and longitude ascending, time sorted)."""
-    from ..downscale import canonical_layout
+    from ..grid.layout import canonical_layout
 
     da, fields = find_fields(obj, variable, lat, lon, time)
     da = canonical_layout(da, fields.lat, fields.lon, fields.time, 1).canonical(da)
@@ -102,7 +99,7 @@ def prepare_data(
             f"training data must be (time, lat, lon); select or stack the extra dims {extra} "
             "first, e.g. ds.isel(depth=0)."
         )
-    da = _celsius(da.transpose(fields.time, fields.lat, fields.lon), fields.units)
+    da = to_celsius(da.transpose(fields.time, fields.lat, fields.lon), fields.units)
     check_physical_range_of(da, fields.units, fields.variable or "the SST")
     lat_dim, lon_dim, time_dim = fields.lat, fields.lon, fields.time
     if target is None:
@@ -120,7 +117,7 @@ def prepare_data(
         fine_lon = high[lon_dim].values.astype("float64")
         coarse_lat = _coarse_centres(fine_lat, lat_dim, up, pool)
         coarse_lon = _coarse_centres(fine_lon, lon_dim, up, pool)
-        from ..datasets import coarsen_truth
+        from ..grid.coarsen import coarsen_truth
 
         coarse = coarsen_truth(high, float(frac), lat=lat_dim, lon=lon_dim)
         assert isinstance(coarse, xr.DataArray)
@@ -133,10 +130,10 @@ def prepare_data(
             raise InputDataError("target needs the same time dimension as the input.")
         tda = canonical_layout(tda, tfields.lat, tfields.lon, tfields.time, 1).canonical(tda)
         check_physical_range_of(
-            _celsius(tda, tfields.units), tfields.units, tfields.variable or "target"
+            to_celsius(tda, tfields.units), tfields.units, tfields.variable or "target"
         )
         t_lat, t_lon = tfields.lat, tfields.lon
-        tda = _celsius(tda, tfields.units).transpose(tfields.time, t_lat, t_lon)
+        tda = to_celsius(tda, tfields.units).transpose(tfields.time, t_lat, t_lon)
         tda = tda.rename({tfields.time: time_dim, t_lat: lat_dim, t_lon: lon_dim})
         ratio = regular_spacing(low[lat_dim].values, lat_dim) / regular_spacing(
             tda[lat_dim].values, lat_dim

@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputDataError, ModelMismatchError, SkillWarning, TrainingError, warn_user
-from ..losses import critic_loss, pointwise_loss
-from ..model import Model, new_metadata
+from ..models.container import Model
+from ..models.metadata import new_metadata
+from ..nn.adversarial import critic_loss
+from ..nn.losses import pointwise_loss
 from .checkpoints import CHECKPOINT_STATE, load_checkpoint, save_checkpoint
 from .config import LOSS_SCALE_MULTIPLIER, FitConfig, learning_rate, resolve
 from .data import (
@@ -47,7 +49,7 @@ MIN_LOSS_SCALE = 1e-3  # kelvin: a record identical to its interpolation has no 
 def _initial_model(cfg: FitConfig, data: TrainingData) -> Model | None:
     if cfg.init is None:
         return None
-    from ..weights import load_model
+    from ..models.weights import load_model
 
     init = load_model(cfg.init)
     if (init.upsample, init.pool) != (data.upsample, data.pool):
@@ -95,8 +97,8 @@ def train(
     """Fit a generator to ``data`` with ``cfg``; returns the best validation checkpoint."""
     import torch
 
-    from ..networks import Critic, build_generator
-    from ..tiling import resolve_device
+    from ..inference.devices import resolve_device
+    from ..nn.networks import Critic, build_generator
 
     config = cfg.loss_config
     device = resolve_device(cfg.device)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..inference.devices import is_cuda, process_device
+
 
 def distributed(device: str) -> tuple[int, int, str]:
     """Rank, world size and device under ``torchrun`` (or an initialised process group).
@@ -12,7 +14,6 @@ def distributed(device: str) -> tuple[int, int, str]:
     Started by torchrun (WORLD_SIZE > 1), the process group is initialised here: gloo on
     the CPU, nccl on GPUs with one GPU per process (LOCAL_RANK).
     """
-    import torch
     import torch.distributed as dist
 
     if not dist.is_available():
@@ -20,13 +21,9 @@ def distributed(device: str) -> tuple[int, int, str]:
     if not dist.is_initialized():
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return 0, 1, device
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group("nccl" if is_cuda(device) else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
-    if device.startswith("cuda"):
-        local = int(os.environ.get("LOCAL_RANK", rank % max(1, torch.cuda.device_count())))
-        device = f"cuda:{local}"
-        torch.cuda.set_device(device)
-    return rank, world, device
+    return rank, world, process_device(device, rank)
 
 
 def average_gradients(module: Any, world: int) -> None:

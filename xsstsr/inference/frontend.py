@@ -9,45 +9,33 @@ import datetime as _dt
 import math
 import os
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from ._version import __version__
-from .cf import (
-    KELVIN_OFFSET,
-    OUTPUT_BOUNDS_DEGC,
-    check_physical_range,
-    find_fields,
-    find_lat_lon,
-    is_global_longitude,
-    regular_spacing,
-)
-from .errors import (
-    CoordinateError,
+from .._version import __version__
+from ..cf.criteria import find_fields, is_global_longitude, regular_spacing
+from ..cf.units import OUTPUT_BOUNDS_DEGC, check_physical_range, from_celsius, to_celsius
+from ..errors import (
     DomainWarning,
-    GridError,
     InputDataError,
     InputTypeError,
     ModelMismatchError,
-    TimeAxisWarning,
     warn_user,
 )
-from .model import Model, register
-from .tiling import (
-    TileSpec,
-    check_precision,
-    downscale_dask,
-    downscale_numpy,
-    resolve_device,
-    resolve_precision,
-)
-from .weights import model_for
+from ..grid.coords import align_source, fine_coordinate
+from ..grid.land import fine_land_mask
+from ..grid.layout import canonical_layout, time_as_days
+from ..models.container import Model
+from ..models.weights import model_for
+from .cache import register
+from .devices import check_precision, graph_device, resolve_device, resolve_precision
+from .tiling import TileSpec, downscale_dask, downscale_numpy
 
 ModelLike = str | os.PathLike[str] | Model
+
 
 # Encodings that describe how the coarse file was stored and would break saving the fine one.
 _DROPPED_ENCODING = (
@@ -64,27 +52,6 @@ _DROPPED_ENCODING = (
     "source",
     "original_shape",
 )
-
-
-def fine_coordinate(coord: xr.DataArray, upsample: int, pool: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cell centres and bounds of the fine grid for one regular 1-D coordinate.
-
-    The fine cells tile the coarse cells' extent exactly: spacing divided by the
-    factor, starting at the outer edge of the first coarse cell.
-    """
-    values = np.asarray(coord.values, dtype="float64")
-    step = regular_spacing(values, coord.name)
-    n = values.size
-    if (n * upsample) % pool:
-        raise GridError(
-            f"factor {upsample}/{pool} needs a number of {coord.name!r} cells divisible by "
-            f"{pool} (found {n}); drop one with .isel({coord.name}=slice(0, {n - n % pool}))."
-        )
-    fine_step = step * pool / upsample
-    edge = values[0] - step / 2
-    centres = edge + (np.arange(n * upsample // pool) + 0.5) * fine_step
-    bounds = np.stack([centres - fine_step / 2, centres + fine_step / 2], axis=-1)
-    return centres, bounds
 
 
 def _history_line(model: Model, frac: float, device: str, precision: str) -> str:
@@ -117,168 +84,6 @@ def _stamp_provenance(attrs: dict[Hashable, Any], model: Model, frac: float) -> 
 
 def _clean_encoding(encoding: dict[Hashable, Any]) -> dict[Hashable, Any]:
     return {k: v for k, v in encoding.items() if k not in _DROPPED_ENCODING}
-
-
-def time_as_days(values: np.ndarray) -> np.ndarray:
-    """Datetime, cftime or undecoded numeric time values as float days (for order and gaps)."""
-    values = np.asarray(values)
-    if np.issubdtype(values.dtype, np.datetime64):
-        return values.astype("datetime64[ns]").astype("int64") / 86400e9
-    if values.dtype == object:
-        # differences from the first date: defined in every cftime calendar, year 0 included
-        first = values.ravel()[0]
-        return np.array([(v - first).total_seconds() / 86400.0 for v in values.ravel()])
-    return values.astype("float64")
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How the input departs from the order the model runs in (latitude and longitude
-    ascending, time increasing), so that the answer does not depend on it: the input is
-    put in canonical order and the result back in the input's."""
-
-    flipped: tuple[Hashable, ...] = ()
-    time: Hashable | None = None
-    time_order: np.ndarray | None = None  # the permutation that sorts time, when unsorted
-
-    def canonical(self, da: xr.DataArray) -> xr.DataArray:
-        out = da.isel({dim: slice(None, None, -1) for dim in self.flipped}) if self.flipped else da
-        if self.time_order is not None:
-            out = out.isel({self.time: self.time_order})
-        return out
-
-    def restore(self, da: xr.DataArray) -> xr.DataArray:
-        out = da
-        if self.time_order is not None:
-            out = out.isel({self.time: np.argsort(self.time_order)})
-        if self.flipped:
-            out = out.isel({dim: slice(None, None, -1) for dim in self.flipped})
-        return out
-
-
-def canonical_layout(
-    da: xr.DataArray, lat: Hashable, lon: Hashable, time: Hashable | None, window: int
-) -> Layout:
-    """The :class:`Layout` of ``da``; refuses duplicated time steps and warns when the
-    model's time window would span a gap in the time axis."""
-    flipped = tuple(dim for dim in (lat, lon) if regular_spacing(da[dim].values, dim) < 0)
-    if time is None or time not in da.coords:
-        return Layout(flipped=flipped)
-    days = time_as_days(da[time].values)
-    order = np.argsort(days, kind="stable")
-    ordered = days[order]
-    steps = np.diff(ordered)
-    if np.any(steps == 0):
-        dup = da[time].values[order][1:][steps == 0][0]
-        raise CoordinateError(
-            f"{time!r} has duplicated steps (e.g. {dup}); drop them with "
-            f"ds.drop_duplicates({str(time)!r}) or average them with ds.groupby({str(time)!r})"
-            ".mean()."
-        )
-    if window > 1 and steps.size > 1:
-        typical = float(np.median(steps))
-        gaps = np.flatnonzero(steps > 1.5 * typical)
-        if gaps.size:
-            values = da[time].values[order]
-            i = int(gaps[0])
-            warn_user(
-                f"{time!r} has {gaps.size} gap(s) longer than 1.5 times its typical step "
-                f"(e.g. {values[i]} -> {values[i + 1]}); the model's window of {window} steps "
-                "spans them, so steps just after a gap see frames from before it. Split the "
-                f"record at the gap (ds.sel({time}=slice(...))) or fill the missing steps "
-                f"(e.g. ds.resample({time}=...).asfreq()).",
-                TimeAxisWarning,
-            )
-    sorted_already = bool(np.all(order == np.arange(order.size)))
-    return Layout(flipped=flipped, time=time, time_order=None if sorted_already else order)
-
-
-def _in_celsius(da: xr.DataArray, units: str) -> xr.DataArray:
-    return da - KELVIN_OFFSET if units == "K" else da
-
-
-def align_source(
-    source: xr.DataArray, like: xr.DataArray, lat: Hashable, lon: Hashable, index: int
-) -> xr.DataArray:
-    """A fusion source in degC on the SST's grid (linear interpolation when grids differ)."""
-    from .cf import canonical_units
-
-    if not isinstance(source, xr.DataArray):
-        raise InputTypeError(
-            f"sources[{index}] must be an xarray DataArray, got {type(source).__name__}; pass "
-            "sources=[da1, ...] with one DataArray per extra model input."
-        )
-    units = canonical_units(source.attrs.get("units"), f"sources[{index}]")
-    s_lat, s_lon = find_lat_lon(source)
-    source = source.rename({s_lat: lat, s_lon: lon}) if (s_lat, s_lon) != (lat, lon) else source
-    if not (source[lat].equals(like[lat]) and source[lon].equals(like[lon])):
-        source = source.interp({lat: like[lat], lon: like[lon]}, method="linear")
-    source = source.broadcast_like(like).transpose(*like.dims)
-    return _in_celsius(source, units).astype(like.dtype)
-
-
-def _mask_axis(mask: xr.DataArray, dim: Hashable, start: float | None) -> xr.DataArray:
-    """``mask`` sorted along ``dim``; longitudes moved into ``[start, start + 360)`` and,
-    when the mask is global, wrapped by one cell on each side (so nearest works at the seam)."""
-    values = np.asarray(mask[dim].values, dtype="float64")
-    if start is None:
-        return mask.sortby(dim)
-    mask = mask.assign_coords({dim: (values - start) % 360.0 + start}).sortby(dim)
-    values = np.asarray(mask[dim].values)
-    if values.size > 1 and is_global_longitude(values, float(np.median(np.diff(values)))):
-        first = mask.isel({dim: [0]}).assign_coords({dim: values[:1] + 360.0})
-        last = mask.isel({dim: [-1]}).assign_coords({dim: values[-1:] - 360.0})
-        mask = xr.concat([last, mask, first], dim=dim)
-    return mask
-
-
-def fine_land_mask(
-    land_mask: xr.DataArray,
-    lat: Hashable,
-    lon: Hashable,
-    fine_lat: np.ndarray,
-    fine_lon: np.ndarray,
-) -> xr.DataArray:
-    """``land_mask`` (True or 1 = land; NaN counts as land) on the fine grid.
-
-    Matched by coordinates to the nearest mask cell within half a fine cell or half a
-    mask cell, whichever is larger (so a mask on the fine grid, on the coarse grid or
-    on another regular grid works), in either longitude convention and orientation. A
-    mask without coordinates, or one that does not cover every fine cell, is refused.
-    """
-    m_lat, m_lon = find_lat_lon(land_mask)
-    for dim, arg in ((m_lat, "lat"), (m_lon, "lon")):
-        if dim not in land_mask.coords:
-            raise CoordinateError(
-                f"land_mask has no {arg} coordinate values on {dim!r}: it is matched to the "
-                f"data by coordinates. Assign them, e.g. land_mask.assign_coords({dim}=...)."
-            )
-    mask = land_mask.rename({m_lat: lat, m_lon: lon}) if (m_lat, m_lon) != (lat, lon) else land_mask
-    mask = mask.astype("float64") if mask.dtype == bool else mask.fillna(1).astype("float64")
-    # a window of 360 degrees centred on the grid holds all of it, global grids included
-    lon_start = 0.5 * float(np.min(fine_lon) + np.max(fine_lon)) - 180.0
-    mask = _mask_axis(_mask_axis(mask, lat, None), lon, lon_start)
-    matched = mask
-    for dim, fine in ((lat, fine_lat), (lon, fine_lon)):
-        coord = np.asarray(mask[dim].values, dtype="float64")
-        half_fine = abs(float(fine[1] - fine[0])) / 2 if fine.size > 1 else 0.0
-        half_mask = float(np.max(np.diff(coord))) / 2 if coord.size > 1 else 0.0
-        tolerance = max(half_fine, half_mask) * (1 + 1e-6)
-        matched = matched.reindex({dim: fine}, method="nearest", tolerance=tolerance)
-    uncovered = int(matched.isnull().sum())
-    if uncovered:
-        spans = ", ".join(
-            f"{arg} {float(land_mask[dim].min()):g}..{float(land_mask[dim].max()):g}"
-            for dim, arg in ((m_lat, "lat"), (m_lon, "lon"))
-        )
-        raise InputDataError(
-            f"land_mask does not cover the data: {uncovered} of {matched.size} fine cells have "
-            f"no mask cell within half a cell (the mask spans {spans}; the fine grid lat "
-            f"{float(np.min(fine_lat)):g}..{float(np.max(fine_lat)):g}, lon "
-            f"{float(np.min(fine_lon)):g}..{float(np.max(fine_lon)):g}). Pass a mask over the "
-            "data's region, on the fine grid, the coarse grid or any regular grid."
-        )
-    return matched > 0.5
 
 
 def domain_departures(
@@ -323,20 +128,6 @@ def _checked_range(block: np.ndarray, units: str, variable: Hashable) -> np.ndar
     """map_blocks kernel: the lazy path's physical-range check, block by block."""
     check_physical_range(block, units, variable)
     return block
-
-
-def _graph_device(device: str) -> str:
-    """Validate ``device`` here, except where a dask.distributed client may run the graph
-    on workers with GPUs this process lacks: then "auto" and "cuda" are decided there."""
-    try:
-        from distributed import default_client
-
-        default_client()
-    except (ImportError, ValueError):
-        return resolve_device(device)
-    if device == "auto" or (isinstance(device, str) and device.startswith("cuda")):
-        return device
-    return resolve_device(device)
 
 
 def downscale(
@@ -417,7 +208,7 @@ def downscale(
     upsample, pool = frac.numerator, frac.denominator
     if (upsample, pool) != (loaded.upsample, loaded.pool):  # e.g. 4/1 served by an 8/2 net
         upsample, pool = loaded.upsample, loaded.pool
-    device = _graph_device(device)
+    device = graph_device(device)
     check_precision(precision)
     if land_mask is not None and not isinstance(land_mask, xr.DataArray):  # before computing
         raise InputTypeError(
@@ -463,7 +254,7 @@ def downscale(
         ]
     )
     inputs = [align_source(s, work, lat_dim, lon_dim, i) for i, s in enumerate(given)]
-    inputs.append(_in_celsius(work, fields.units))
+    inputs.append(to_celsius(work, fields.units))
     outside = domain_departures(loaded, inputs[-1], lat_dim, lon_dim, time_dim)
     if outside:
         warn_user(
@@ -517,8 +308,7 @@ def downscale(
         data = downscale_numpy(stacked_np, spec)
     if copies > 1:
         data = data[..., :n_fine_lon]
-    if fields.units == "K":
-        data = data + KELVIN_OFFSET
+    data = from_celsius(data, fields.units)
 
     coords: dict[Hashable, Any] = {
         name: coord for name, coord in work.coords.items() if name not in (lat_dim, lon_dim)

@@ -11,26 +11,28 @@ on threads, processes or a dask.distributed cluster alike.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
-from .cf import OUTPUT_BOUNDS_DEGC
-from .model import Model, ModelRef, resolve_ref
+from ..cf.units import OUTPUT_BOUNDS_DEGC
+from ..models.container import Model
+from .cache import ModelRef, resolve_ref
+from .devices import autocast_dtype, device_lock, free_device_memory, is_cuda, worker_device
 
 # Low-resolution pixels per tile side (before the halo). On 2 CPU cores 256-pixel tiles one at
 # a time ran ~2x faster per pixel than 128-pixel tiles in batches of 4 (less halo, and the
 # activations of one tile stay in cache).
 DEFAULT_TILE = 256
+
+
 #: A compute block larger than this many default blocks a side is split (memory per task).
 BLOCK_SPLIT = 8
-CPU_BATCH_BYTES = 512 * 1024**2  # activation budget per forward pass on the CPU
 
-_DEVICE_LOCKS: dict[str, threading.RLock] = {}
-_LOCKS_LOCK = threading.Lock()
+
+CPU_BATCH_BYTES = 512 * 1024**2  # activation budget per forward pass on the CPU
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class TileSpec:
 
 
 GPU_TILES = (1024, 512, 256, 128, 64)  # tile sides tried on a GPU, largest first
+
+
 GPU_MEMORY_SHARE = 0.5  # of the free device memory, for one forward pass's activations
 
 
@@ -63,13 +67,6 @@ def activation_bytes_per_pixel(spec: TileSpec, model: Model) -> int:
     bound: the widest layers alive at once, and the sub-pixel output)."""
     arch = model.metadata["architecture"]
     return 4 * (3 * int(arch["features"]) + 2 * int(arch["up_features"]) * spec.upsample**2 + 8)
-
-
-def free_device_memory(device: str) -> int:
-    import torch
-
-    free, _ = torch.cuda.mem_get_info(torch.device(device))
-    return int(free)
 
 
 def gpu_tile(free_bytes: int, per_pixel: int, halo: int) -> int:
@@ -89,74 +86,9 @@ def tiles_per_pass(free_bytes: int | None, per_pixel: int, tile_pixels: int) -> 
     return max(1, budget // max(1, per_pixel * tile_pixels))
 
 
-PRECISIONS = ("auto", "float32", "float16", "bfloat16")
-
-
-def check_precision(precision: object) -> str:
-    """Validate a ``precision=`` argument early, where the caller can still fix it."""
-    from .errors import InputDataError
-
-    if not isinstance(precision, str) or precision not in PRECISIONS:
-        raise InputDataError(
-            f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}; "
-            "'auto' is float16 on a GPU (within 0.01 K of float32) and float32 on the CPU."
-        )
-    return precision
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """``"auto"`` -> float16 on a GPU, float32 elsewhere (``device`` "auto" stays undecided)."""
-    if precision != "auto" or device == "auto":
-        return precision
-    return "float16" if device.startswith("cuda") else "float32"
-
-
-def autocast_dtype(precision: str, device: str) -> Any:
-    """The torch dtype of the correction branch, or None for plain float32."""
-    import torch
-
-    dtypes = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    return dtypes[resolve_precision(precision, device)]
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; validate others."""
-    import torch
-
-    from .errors import DeviceError
-
-    if not isinstance(device, str):
-        raise DeviceError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}.")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return device
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"device={device!r} was requested but no CUDA GPU is visible to PyTorch "
-                f"(torch {torch.__version__}); use device='cpu' or 'auto', or install a CUDA "
-                "build of PyTorch."
-            )
-        return device
-    raise DeviceError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'.")
-
-
-def _device_lock(device: str) -> threading.RLock:
-    # One forward pass at a time per device and process: torch already uses every core
-    # (or the whole GPU), and concurrent passes would only compete for them.
-    with _LOCKS_LOCK:
-        return _DEVICE_LOCKS.setdefault(device, threading.RLock())
-
-
 def fine_index(n_fine: int, upsample: int, pool: int) -> np.ndarray:
     """Index of the coarse cell that holds each fine cell's centre."""
     return ((2 * np.arange(n_fine) + 1) * pool) // (2 * upsample)
-
-
-def worker_device(requested: str) -> str:
-    """The device a task runs on: ``"auto"`` is decided where the task runs."""
-    return resolve_device(requested) if requested == "auto" else requested
 
 
 def _tile_starts(size: int, tile: int) -> list[int]:
@@ -175,7 +107,7 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
     n, _, ny, nx = frames.shape
     up, pool, halo = spec.upsample, spec.pool, spec.halo
     device = worker_device(spec.device)
-    cuda = device.startswith("cuda")
+    cuda = is_cuda(device)
     per_pixel = activation_bytes_per_pixel(spec, model)
     free = free_device_memory(device) if cuda else None
     size = spec.tile
@@ -208,8 +140,8 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
             if cuda:
                 x = x.pin_memory().to(device, non_blocking=True)
             x = x.contiguous(memory_format=torch.channels_last)
-            with _device_lock(device), torch.inference_mode():
-                y = _forward_splitting(net, x, half, device)
+            with device_lock(device), torch.inference_mode():
+                y = forward_splitting(net, x, half, device)
             result = y[:, 0].float().cpu().numpy()
             for k, (i, (y0, y1, ya, x0, x1, xa)) in enumerate(chunk):
                 oy, ox = (y0 - ya) * up // pool, (x0 - xa) * up // pool
@@ -222,16 +154,16 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
     return out
 
 
-def _forward_splitting(net: Any, x: Any, autocast: Any, device: str) -> Any:
+def forward_splitting(net: Any, x: Any, autocast: Any, device: str) -> Any:
     """Forward pass; on a device out-of-memory, split the batch in two and retry."""
     import torch
 
-    from .errors import DeviceError
+    from ..errors import DeviceError
 
     try:
         return net(x, autocast=autocast)
     except torch.OutOfMemoryError as err:
-        if device.startswith("cuda"):
+        if is_cuda(device):
             torch.cuda.empty_cache()
         if x.shape[0] == 1:
             side = max(x.shape[-2:])
@@ -243,8 +175,8 @@ def _forward_splitting(net: Any, x: Any, autocast: Any, device: str) -> Any:
         half = x.shape[0] // 2
         return torch.cat(
             [
-                _forward_splitting(net, x[:half], autocast, device),
-                _forward_splitting(net, x[half:], autocast, device),
+                forward_splitting(net, x[:half], autocast, device),
+                forward_splitting(net, x[half:], autocast, device),
             ]
         )
 
@@ -317,7 +249,7 @@ def _block_kernel(
         # On the CPU, torch already spreads each forward pass over every core; a second
         # thread padding and cropping meanwhile would only compete with its threads, so
         # one block runs at a time per process (on a GPU, that CPU work overlaps instead).
-        with _device_lock(device):
+        with device_lock(device):
             return _run_block(block, previous, spec, depth, block_info)
     return _run_block(block, previous, spec, depth, block_info)
 

@@ -10,12 +10,6 @@ from __future__ import annotations
 import errno
 import numbers
 import os
-import re
-import shutil
-import signal
-import socket
-import threading
-import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -26,65 +20,22 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .errors import DataFileNotFoundError, InputDataError, WriteError
+from ..errors import DataFileNotFoundError, InputDataError
+from .atomic import (
+    deferred_interrupts,
+    disk_full,
+    disk_full_error,
+    remove_path,
+    replace_atomically,
+    sweep_stale,
+    temporary_sibling,
+    write_error,
+)
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf")
+
+
 ZARR_SUFFIXES = (".zarr",)
-#: Suffix of the hidden temporary a write goes to before it is renamed into place.
-PARTIAL_SUFFIX = ".partial"
-#: Suffix of a previous zarr store moved aside while the new one is renamed into place.
-OLD_SUFFIX = ".old"
-
-
-def _host_tag() -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
-
-
-def _owner_tag() -> str:
-    """``host-pid``: lets a later write tell a dead writer's leftovers from a live one's."""
-    return f"{_host_tag()}-{os.getpid()}"
-
-
-def temporary_sibling(path: Path, suffix: str = PARTIAL_SUFFIX) -> Path:
-    """A hidden, unique name beside ``path`` that :func:`sweep_stale` recognises."""
-    return path.with_name(f".{path.name}.{_owner_tag()}-{uuid.uuid4().hex[:8]}{suffix}")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0: existence check only (POSIX)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def sweep_stale(path: Path) -> list[Path]:
-    """Clear what a writer killed outright (SIGKILL, power loss) left beside ``path``.
-
-    Only leftovers of dead processes on this host are touched. A previous zarr store that
-    was moved aside when the writer died is put back at ``path`` (if ``path`` is empty),
-    so that it is not lost; temporaries are removed. Returns the paths handled.
-    """
-    if os.name != "posix" or not path.parent.is_dir():
-        return []  # os.kill(pid, 0) is not an existence check on Windows
-    pattern = re.compile(
-        re.escape(f".{path.name}.") + r"(?P<host>[A-Za-z0-9-]*)-(?P<pid>\d+)-[0-9a-f]{8}"
-        r"(?P<suffix>" + re.escape(PARTIAL_SUFFIX) + "|" + re.escape(OLD_SUFFIX) + ")$"
-    )
-    host = _host_tag()
-    handled = []
-    for entry in sorted(path.parent.iterdir(), key=lambda p: p.name):
-        match = pattern.match(entry.name)
-        if not match or match["host"] != host or _pid_alive(int(match["pid"])):
-            continue
-        if match["suffix"] == OLD_SUFFIX and not path.exists():
-            os.replace(entry, path)
-        else:
-            _remove(entry)
-        handled.append(entry)
-    return handled
 
 
 def output_format(path: str | os.PathLike[str]) -> str:
@@ -207,14 +158,14 @@ def write_dataset(
                 store = ds.to_netcdf(tmp, encoding=_encoding(ds, kind), compute=False)
                 with _progress_bar(progress):
                     _compute(store)
-        with _deferred_interrupts():
-            _replace(tmp, path)
+        with deferred_interrupts():
+            replace_atomically(tmp, path)
     except BaseException as err:
         # probe before removing the temporary: the probe appends to it
-        full = _disk_full(err, tmp) if isinstance(err, Exception) else None
-        _remove(tmp)
+        full = disk_full(err, tmp) if isinstance(err, Exception) else None
+        remove_path(tmp)
         if full is not None:
-            raise _disk_full_error(path, full) from err
+            raise disk_full_error(path, full) from err
         raise
     return path
 
@@ -241,7 +192,7 @@ def check_destination(
         if folder.is_dir():
             break
         if folder.exists() or folder.is_symlink():
-            raise _write_error(
+            raise write_error(
                 errno.ENOTDIR,
                 f"cannot write {str(path)!r}: {str(folder)!r} is a file, not a folder; "
                 "choose an output path in a folder, or move that file away.",
@@ -250,25 +201,25 @@ def check_destination(
     # counts as existing below (and its temporaries go)
     sweep_stale(path)
     if kind == "netcdf" and path.is_dir():
-        raise _write_error(
+        raise write_error(
             errno.EISDIR,
             f"{str(path)!r} is a directory, and a netCDF output is a single file; choose "
             "another name (or a .zarr name to write a zarr store), or remove the directory.",
         )
     if kind == "zarr" and path.exists() and not path.is_dir():
-        raise _write_error(
+        raise write_error(
             errno.ENOTDIR,
             f"{str(path)!r} is a file, and a zarr store is a directory; choose another name "
             "(or a .nc name to write netCDF), or remove the file.",
         )
     if path.exists() and not overwrite:
-        raise _write_error(
+        raise write_error(
             errno.EEXIST,
             f"{str(path)!r} exists; {overwrite_hint} to replace it, or choose another path.",
         )
     if kind == "zarr" and path.is_dir() and not _is_zarr_store(path):
         # replacing it would delete what it holds: only stores are replaced
-        raise _write_error(
+        raise write_error(
             errno.EEXIST,
             f"{str(path)!r} is a directory that is not a zarr store, and replacing it would "
             "delete what it holds; choose another name, or remove it yourself.",
@@ -301,7 +252,7 @@ def check_netcdf_attrs(ds: xr.Dataset) -> None:
                 continue
             shown = repr(value)
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            raise _write_error(
+            raise write_error(
                 errno.EINVAL,
                 f"attribute {key!r} of {where} is {problem} ({shown}), which netCDF cannot "
                 "store; convert it (int() for a bool, str() or json.dumps() for a dict, a "
@@ -339,83 +290,6 @@ def _netcdf_attr_problem(value: Any) -> str | None:
             return "a list mixing strings and numbers"  # netCDF4 would store all as strings
         return None
     return f"a {type(value).__name__}"
-
-
-#: errno values that mean no more bytes fit: no space, quota, a file-size limit.
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
-def _disk_full(err: BaseException, tmp: Path) -> int | None:
-    """The errno if ``err`` came from a full disk, else None.
-
-    zarr's OSError carries it; netCDF4 says only "HDF error", so then one more block is
-    appended to the temporary (about to be removed): on a full disk that fails too.
-    """
-    seen: BaseException | None = err
-    for _ in range(32):  # the cause/context chain, bounded
-        if seen is None:
-            break
-        if isinstance(seen, OSError) and seen.errno in DISK_FULL:
-            return seen.errno
-        seen = seen.__cause__ or seen.__context__
-    if not tmp.is_file():
-        return None
-    try:
-        with open(tmp, "ab") as fh:
-            fh.write(bytes(1 << 16))
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as probe:
-        return probe.errno if probe.errno in DISK_FULL else None
-    return None
-
-
-def _disk_full_error(path: Path, code: int) -> WriteError:
-    folder = str(path.parent)
-    return _write_error(
-        code,
-        f"the disk is full: {str(path)!r} could not be written ({os.strerror(code)}); "
-        f"free space in {folder!r} (or raise the quota or file-size limit) and run again, "
-        "or write elsewhere. Nothing was left at the destination (an existing file there is "
-        "kept).",
-    )
-
-
-def _write_error(code: int, message: str) -> WriteError:
-    """A WriteError whose str() is ``message`` and whose ``errno`` is ``code``."""
-    err = WriteError(message)
-    err.errno = code  # OSError's own errno field, for callers that test it
-    return err
-
-
-@contextmanager
-def _deferred_interrupts() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends, then deliver them (main thread only).
-
-    A second signal while waiting is not held: it interrupts at once.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[signal.Signals] = []
-
-    def hold(signum: int, frame: Any) -> None:
-        if received:
-            raise KeyboardInterrupt
-        received.append(signal.Signals(signum))
-
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if received:
-            handler = previous[received[0]]
-            if callable(handler):
-                handler(received[0], None)
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(received[0])
 
 
 def _compute(delayed: Any) -> None:
@@ -473,6 +347,8 @@ def _progress_bar(progress: bool) -> Any:
 #: ``MIN_CHUNKS_PER_PASS``): enough to keep the threads busy, few enough that what dask's
 #: ordering holds ahead of the writes stays bounded.
 CHUNKS_PER_PASS_PER_WORKER = 4
+
+
 MIN_CHUNKS_PER_PASS = 8
 
 
@@ -492,7 +368,7 @@ def _write_zarr(ds: xr.Dataset, tmp: Path, *, progress: bool, label: str) -> Non
     # zarr writes through its own I/O thread, which an interrupt of this thread would
     # leave writing into the temporary after its removal: hold signals while zarr writes
     # from this thread (the dask passes below are interruptible)
-    with _deferred_interrupts():
+    with deferred_interrupts():
         # metadata and in-memory variables; the dask variables follow, pass by pass
         ds.to_zarr(tmp, mode="w", encoding=_encoding(ds, "zarr"), compute=False, consolidated=False)
     lazy = [str(name) for name, var in ds.variables.items() if var.chunks is not None]
@@ -506,7 +382,7 @@ def _write_zarr(ds: xr.Dataset, tmp: Path, *, progress: bool, label: str) -> Non
                     consolidated=False,
                     chunkmanager_store_kwargs=kwargs,
                 )
-    with _deferred_interrupts():
+    with deferred_interrupts():
         zarr.consolidate_metadata(str(tmp))
 
 
@@ -568,31 +444,3 @@ def _steps_bar(progress: bool, *, total: int, label: str, unit: str) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=f"writing {label}", unit=unit, disable=not progress)
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    if not tmp.is_dir():
-        os.replace(tmp, path)
-        return
-    # a zarr store: directories cannot be swapped in one rename; move the old one aside
-    # first and put it back if the swap fails half-way
-    old = temporary_sibling(path, OLD_SUFFIX)
-    moved = False
-    try:
-        if path.exists():
-            os.replace(path, old)
-            moved = True
-        os.replace(tmp, path)
-    except BaseException:
-        if moved and not path.exists():
-            os.replace(old, path)
-        raise
-    if moved:
-        _remove(old)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
