@@ -16,9 +16,8 @@ import xarray as xr
 from catalogue import Case, field, stations
 
 import xsstsr
-from xsstsr import datasets, evaluation, plotting
+from xsstsr import datasets, evaluation, nn, plotting
 from xsstsr import errors as E
-from xsstsr.nn import losses
 
 
 def _pair() -> tuple[xr.DataArray, xr.DataArray]:
@@ -76,15 +75,15 @@ def _history(env):
 
 def _loss_shapes(env):
     pred, truth = np.zeros((2, 3), "float32"), np.zeros((3, 2), "float32")
-    config = losses.make_loss_config("gumbel", r=1.1)
-    return (pred, truth), lambda obj: losses.pointwise_loss(
+    config = nn.make_loss_config("gumbel", r=1.1)
+    return (pred, truth), lambda obj: nn.pointwise_loss(
         torch.from_numpy(obj[0]), torch.from_numpy(obj[1]), config
     )
 
 
 def _critic_shape(env):
     real, fake = torch.zeros(4, 1, 3, 5), torch.ones(4, 1, 3, 5)
-    return None, lambda _: losses.critic_loss(lambda x, c: x.flatten(1), real, fake, None)
+    return None, lambda _: nn.critic_loss(lambda x, c: x.flatten(1), real, fake, None)
 
 
 CASES: list[Case] = [
