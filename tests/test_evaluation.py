@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from helpers import make_model, sst_field
+from helpers import counting_scheduler, make_model, sst_field
 
 import xsstsr
 from xsstsr.errors import FactorError, GridError, InputDataError, InputTypeError, OptionError
@@ -357,18 +357,12 @@ def test_dask_gives_the_same_table_in_one_compute(
         coarse=coarse, baseline=["bicubic", "nearest"], regions={"box": (33.0, 33.9, 124.0, 125.0)}
     )
     eager = evaluate(result, truth, stations, **kwargs)
-    calls = []
-
-    def counting_get(*args, **kw):
-        calls.append(1)
-        return dask.threaded.get(*args, **kw)
-
     lazy_result = result.chunk(time=2, lat=16, lon=12)
     lazy_truth = truth.chunk(time=3)
     lazy_coarse = coarse.chunk(time=1)
-    with dask.config.set(scheduler=counting_get):
+    with counting_scheduler() as computes:
         lazy = evaluate(lazy_result, lazy_truth, stations, **{**kwargs, "coarse": lazy_coarse})
-    assert len(calls) == 1
+    assert len(computes) == 1
     pd.testing.assert_frame_equal(eager, lazy, rtol=1e-10, atol=1e-10)
 
 
@@ -568,12 +562,6 @@ def test_weights_stay_lazy_in_one_compute(
     given = grid.copy(data=rng.uniform(0.5, 2.0, grid.shape))
     lat_b = np.stack([truth.lat.values - 0.03, truth.lat.values + 0.04], axis=1)
     bounded = truth.to_dataset().assign(lat_bnds=(("lat", "nv"), lat_b))
-    calls = []
-
-    def counting_get(*args, **kw):
-        calls.append(1)
-        return dask.threaded.get(*args, **kw)
-
     for weights, ref, chunked in (
         (given, truth, {"lat": 16, "lon": 12}),
         ("area", bounded, {"lat": 16}),
@@ -583,12 +571,11 @@ def test_weights_stay_lazy_in_one_compute(
         lazy_ref = ref.chunk(time=3, lat=8)
         lazy_result = result if chunked is None else result.chunk(time=2, **chunked)
         lazy_weights = given.chunk(lat=8) if weights is given else weights
-        calls.clear()
-        with dask.config.set(scheduler=counting_get):
+        with counting_scheduler() as computes:
             lazy = evaluate(
                 lazy_result, lazy_ref if chunked else ref, stations, weights=lazy_weights
             )
-        assert len(calls) == 1
+        assert len(computes) == 1
         pd.testing.assert_frame_equal(eager, lazy, rtol=1e-10, atol=1e-10)
     with pytest.raises(InputDataError, match="negative"):
         evaluate(result.chunk(time=2), truth, weights=-given.chunk(lat=8))
