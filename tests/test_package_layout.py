@@ -126,6 +126,45 @@ def test_no_module_imports_another_modules_private_names() -> None:
     assert private == []
 
 
+#: packages from the bottom of the pipeline up (docs/architecture.md): each imports only
+#: packages before it; the fronts and the moved paths sit on top
+LAYERS = [
+    {"errors", "_version"},
+    {"options", "mpl", "deprecation"},
+    {"cf"},
+    {"io"},
+    {"nn"},
+    {"grid"},
+    {"stations"},
+    {"models"},
+    {"inference"},
+    {"datasets"},
+    {"evaluation"},
+    {"training"},
+    {"plotting", "_versions"},
+    {"accessor", "cli", "model", "weights", "losses", "networks", "realism"},
+    {"__main__", "xsstsr"},
+]
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "xsstsr"
+
+
+def test_imports_go_down_the_pipeline() -> None:
+    rank = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+    edges, _ = _graph()
+    upward = []
+    for module, targets in edges.items():
+        for target in targets:
+            a, b = _package(module), _package(target)
+            if a != b and rank[b] >= rank[a]:
+                upward.append((module, target))
+    assert upward == []
+    assert set(rank) >= {_package(m) for m in MODULES}  # every package has its layer
+
+
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_source_file_over_600_lines(name: str) -> None:
     assert len(MODULES[name].read_text().splitlines()) <= MAX_LINES

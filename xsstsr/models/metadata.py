@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
+from ..cf.units import KELVIN_OFFSET, to_celsius
 from ..errors import MetadataError, WeightsError
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def _check_normalisation(norm: Mapping[str, Any], source: str) -> None:
     if 200.0 <= mean <= 350.0:
         raise MetadataError(
             f"{source}: normalisation 'mean' is {mean:g}, which is kelvin, not degC; store "
-            f"mean - 273.15 = {mean - 273.15:.4g} instead. {fix}"
+            f"mean - {KELVIN_OFFSET} = {to_celsius(mean, 'K'):.4g} instead. {fix}"
         )
     if not low <= mean <= high:
         raise MetadataError(
