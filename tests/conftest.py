@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import xarray as xr
-from helpers import make_model, sst_field
+from helpers import local_cluster, make_model, sst_field
 
 from xsstsr.models import Model
 
@@ -62,17 +62,8 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 @pytest.fixture(scope="session")
 def dask_client() -> Iterator[object]:
     """A dask.distributed LocalCluster of two single-threaded worker processes."""
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            worker_dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-    ):
+    pytest.importorskip("distributed")
+    with local_cluster(set_as_default=False) as client:
         yield client
 
 

@@ -113,3 +113,21 @@ def counting_scheduler() -> Iterator[list[Any]]:
 
     with dask.config.set(scheduler=get):
         yield computes
+
+
+@contextlib.contextmanager
+def local_cluster(*, set_as_default: bool = True) -> Iterator[Any]:
+    """A dask.distributed client on a LocalCluster of two single-threaded worker processes."""
+    import distributed
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            worker_dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=set_as_default) as client,
+    ):
+        yield client

@@ -32,7 +32,7 @@ import numpy as np
 import pooch.core
 import pytest
 import xarray as xr
-from helpers import make_model, sst_field
+from helpers import local_cluster, make_model, sst_field
 
 import xsstsr
 import xsstsr.io
@@ -195,7 +195,7 @@ def _slow_on_workers(block, marker: str):
 
 @pytest.mark.distributed
 def test_worker_killed_during_downscale(model_file, tmp_path, monkeypatch):
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     monkeypatch.setenv("XSSTSR_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     marker = tmp_path / "running"
@@ -204,16 +204,7 @@ def test_worker_killed_during_downscale(model_file, tmp_path, monkeypatch):
     lazy = xsstsr.downscale(slowed, model=model_file, device="cpu")
     expected = lazy.compute(scheduler="threads", num_workers=2).values
 
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            worker_dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with local_cluster() as client:
         pids = set(client.run(os.getpid).values())
         assert len(pids) == 2
         future = client.compute(lazy)
