@@ -45,11 +45,15 @@ VARIANTS: dict[str, tuple[float, dict, str]] = {
     "sst-x2": (2.0, {}, "accurate"),
     "sst-x4-gan": (4.0, {"adv_weight": 0.3, "keep": "last"}, "realistic"),
 }
-SETTINGS = {"loss": "mse", "window": 3, "seed": 0}
+# ema: the released weights are the running average of the last ~1000 steps' weights, which
+# lowered the validation RMSE of sst-x4-gan from 1.049 to 1.021 x bicubic (sst-x4: 0.853
+# to 0.852)
+SETTINGS = {"loss": "mse", "window": 3, "seed": 0, "ema": 0.999}
 
 
-def train(name: str, steps: int | None) -> Path:
+def train(name: str, steps: int | None, extra: dict | None = None) -> Path:
     factor, options, kind = VARIANTS[name]
+    options = {**options, **(extra or {})}
     truth = training_truth(factor)
     started = time.perf_counter()
     model = xsstsr.fit(
@@ -106,9 +110,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--steps", type=int, default=None, help="default: fit's, from the data")
+    parser.add_argument(
+        "--options",
+        type=json.loads,
+        default=None,
+        help="fit options over the variant's, as JSON (an experiment), e.g. '{\"ema\": 0.999}'",
+    )
     args = parser.parse_args()
     for name in args.variants:
-        train(name, args.steps)
+        train(name, args.steps, args.options)
         write_registry()
 
 

@@ -20,7 +20,7 @@ import xsstsr
 from xsstsr.datasets import synthetic_sst
 from xsstsr.nn import LossConfig, pointwise_loss
 from xsstsr.training import FitConfig, split_times
-from xsstsr.training.config import LOSS_SCALE_MULTIPLIER, learning_rate, resolve
+from xsstsr.training.config import LOSS_SCALE_MULTIPLIER, ema_decay, learning_rate, resolve
 
 TINY: dict[str, Any] = dict(
     factor=4, steps=2, batch_size=4, patch_size=8, n_critic=1, progress=False, warmup=0
@@ -70,6 +70,10 @@ BAD_OPTIONS = [
     (dict(name=""), "name must be a non-empty string"),
     (dict(architecture=[1, 2]), "architecture must be a mapping"),
     (dict(factor=0.5), "factor"),
+    (dict(ema=1.0), "ema must be a decay in (0, 1)"),
+    (dict(ema=0), "ema must be a decay"),
+    (dict(ema=float("nan")), "ema must be a decay"),
+    (dict(ema="0.99"), "pass e.g. ema=0.999"),
 ]
 
 
@@ -141,6 +145,15 @@ def test_warmup_rises_to_the_rate() -> None:
     assert rates[0] == pytest.approx(1e-4)
     assert rates[8] == pytest.approx(9e-4)
     assert rates[9:] == [pytest.approx(1e-3)] * 3
+
+
+def test_ema_decay_ramps_up_to_the_given_decay() -> None:
+    assert ema_decay(FitConfig(), 5) == 0.0  # no average: the weights themselves
+    cfg = FitConfig(ema=0.99)
+    decays = [ema_decay(cfg, s) for s in range(1, 2000)]
+    assert decays[0] == pytest.approx(2 / 11)
+    assert all(a <= b for a, b in itertools.pairwise(decays))
+    assert decays[-1] == 0.99
 
 
 def test_steps_follow_the_amount_of_data() -> None:

@@ -308,6 +308,47 @@ def test_kill_between_the_two_checkpoint_writes(
     assert max_state_diff(resumed, whole) <= 1e-5
 
 
+def test_ema_returns_the_running_average_and_resumes(
+    truth: xr.Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kwargs = dict(TINY, steps_per_epoch=6, checkpoint_every=2, seed=7, ema=0.9, keep="last")
+    plain = xsstsr.fit(truth, **dict(kwargs, ema=None))
+    ckpt = tmp_path / "ckpt"
+    averaged = xsstsr.fit(truth, checkpoint_dir=ckpt, **kwargs)
+    assert averaged.metadata["training"]["ema"] == 0.9
+    # the same training steps, so the same raw weights; the model returned is their average
+    from safetensors.numpy import load_file
+
+    state = json.loads((ckpt / training.CHECKPOINT_STATE).read_text())
+    tensors = load_file(ckpt / state["tensors"])
+    for key, value in averaged.state.items():
+        np.testing.assert_allclose(tensors[f"average/{key}"], value, rtol=0, atol=0)
+        np.testing.assert_allclose(tensors[f"generator/{key}"], plain.state[key], atol=1e-6)
+    assert max_state_diff(averaged, plain) > 1e-6
+    # the same validation start (the average starts at the initial weights)
+    assert averaged.history["val_rmse"].iloc[0] == plain.history["val_rmse"].iloc[0]
+
+    # interrupted after step 4's checkpoint, resumed: the same average as the whole run
+    real = training.checkpoints.write_atomic
+    records: list[str] = []
+
+    def dying(path: Path, data: bytes) -> None:
+        real(path, data)
+        if path.name == training.CHECKPOINT_STATE:
+            records.append(path.name)
+            if len(records) == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.checkpoints, "write_atomic", dying)
+    broken = tmp_path / "broken"
+    with pytest.raises(KeyboardInterrupt):
+        xsstsr.fit(truth, checkpoint_dir=broken, **kwargs)
+    monkeypatch.setattr(training.checkpoints, "write_atomic", real)
+    assert json.loads((broken / training.CHECKPOINT_STATE).read_text())["step"] == 4
+    resumed = xsstsr.fit(truth, checkpoint_dir=broken, resume=True, **kwargs)
+    assert max_state_diff(resumed, averaged) <= 1e-6
+
+
 def test_checkpoint_guards(truth: xr.Dataset, tmp_path: Path) -> None:
     kwargs = dict(TINY, steps_per_epoch=3, checkpoint_every=2, seed=4)
     ckpt = tmp_path / "ckpt"

@@ -97,6 +97,12 @@ class FitConfig:
         Steps between validations; default a twentieth of the run (at least 10).
     patience : int, optional
         Validations without improvement before the fit stops early; ``None`` never stops.
+    ema : float, optional
+        Decay per step of an exponential moving average of the generator's weights
+        (Polyak averaging, e.g. ``ema=0.999``): validation, the best checkpoint and the
+        returned model are the average, which smooths out the noise of the last steps.
+        The decay ramps up as ``min(ema, (1 + step) / (10 + step))`` so that a short fit
+        is not dominated by its first weights. ``None`` returns the trained weights.
     keep : {"best", "last"}
         Which generator is returned: the best validation checkpoint (lowest RMSE), or the
         last one, for a realistic model whose adversarial weight trades RMSE for
@@ -145,6 +151,7 @@ class FitConfig:
     validation_blocks: int | None = None
     validate_every: int | None = None
     patience: int | None = 8
+    ema: float | None = None
     keep: str = "best"
     seed: int = 0
     device: str = "auto"
@@ -264,6 +271,14 @@ def _validate(cfg: FitConfig) -> None:
             "e.g. lr=5e-4."
         )
     _real(cfg, "gp_weight", positive=False, example=10.0)
+    if cfg.ema is not None and not (
+        _is_number(cfg.ema) and math.isfinite(float(cfg.ema)) and 0 < float(cfg.ema) < 1
+    ):
+        raise FitConfigError(
+            f"ema must be a decay in (0, 1) or None, got {cfg.ema!r}; pass e.g. ema=0.999."
+        )
+    if cfg.ema is not None:
+        object.__setattr__(cfg, "ema", float(cfg.ema))
     for name in ("adv_weight", "pixel_weight", "station_weight"):
         _real(cfg, name, positive=False, example=1.0 if name != "adv_weight" else 1e-3)
     if cfg.pixel_weight == 0 and cfg.station_weight == 0:
@@ -359,6 +374,13 @@ def resolve(cfg: FitConfig, n_train_frames: int, ny: int, nx: int, pool: int) ->
         validate_every=min(every, steps),
         window=cfg.window or 3,
     )
+
+
+def ema_decay(cfg: FitConfig, step: int) -> float:
+    """Weight of the old average at ``step`` (1-based): ramps up to ``cfg.ema``."""
+    if cfg.ema is None:
+        return 0.0
+    return min(cfg.ema, (1 + step) / (10 + step))
 
 
 def learning_rate(cfg: FitConfig, step: int, total: int) -> float:

@@ -26,7 +26,7 @@ from ..models.metadata import new_metadata
 from ..nn.adversarial import critic_loss
 from ..nn.losses import pointwise_loss
 from .checkpoints import CHECKPOINT_STATE, load_checkpoint, save_checkpoint
-from .config import LOSS_SCALE_MULTIPLIER, FitConfig, learning_rate, resolve
+from .config import LOSS_SCALE_MULTIPLIER, FitConfig, ema_decay, learning_rate, resolve
 from .data import (
     Batch,
     PatchSampler,
@@ -179,6 +179,7 @@ def train(
         "pixel_weight": cfg.pixel_weight,
         "station_weight": cfg.station_weight,
         "augment": cfg.augment,
+        "ema": cfg.ema,
         "seed": cfg.seed,
         "validation": cfg.validation,
         "validation_steps": [int(t) for t in val_times] if cfg.validation else [],
@@ -196,6 +197,9 @@ def train(
     ).hexdigest()
 
     best_gen = copy.deepcopy(gen)
+    # the weights that are validated and returned: the generator, or its running average
+    average = copy.deepcopy(gen) if cfg.ema is not None else None
+    scored = average if average is not None else gen
     gen_step: Any = gen
     if world > 1:
         # the critic's gradients are averaged by hand: DDP has no double backward (the GP)
@@ -205,6 +209,8 @@ def train(
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.0, 0.9))
     opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.0, 0.9))
     nets = {"generator": gen, "critic": critic, "best": best_gen}
+    if average is not None:
+        nets["average"] = average
     optimizers = {"opt_generator": opt_g, "opt_critic": opt_d}
 
     ckpt = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir is not None else None
@@ -226,15 +232,15 @@ def train(
     def validate() -> dict[str, float]:
         frames, high, _, _ = val_batch
         sq = sq_base = count = 0.0
-        gen.eval()
+        scored.eval()
         with torch.no_grad():
             for i in range(0, frames.shape[0], max(1, local)):
                 f, h = frames[i : i + local], high[i : i + local]
                 valid = torch.isfinite(h)
-                sq += float(((gen(f) - h)[valid] * std).pow(2).sum())
-                sq_base += float(((gen.upsampled_input(f) - h)[valid] * std).pow(2).sum())
+                sq += float(((scored(f) - h)[valid] * std).pow(2).sum())
+                sq_base += float(((scored.upsampled_input(f) - h)[valid] * std).pow(2).sum())
                 count += float(valid.sum())
-        gen.train()
+        scored.train()
         rmse = math.sqrt(sq / max(count, 1.0))
         return {"val_rmse": rmse, "val_rmse_bicubic": math.sqrt(sq_base / max(count, 1.0))}
 
@@ -271,7 +277,7 @@ def train(
             loop.update(
                 best_rmse=rmse, best_step=step, bad=0, best_bicubic=scores["val_rmse_bicubic"]
             )
-            best_gen.load_state_dict(gen.state_dict())
+            best_gen.load_state_dict(scored.state_dict())
         else:
             loop["bad"] += 1
             if cfg.patience is not None and cfg.validation > 0 and loop["bad"] >= cfg.patience:
@@ -346,6 +352,8 @@ def train(
             loss_g.backward()
             opt_g.step()
             step = nxt
+            if average is not None:
+                _update_average(average, gen, ema_decay(cfg, step))
             record: dict[str, Any] = {
                 "step": step,
                 "epoch": (step - 1) // plan.steps_per_epoch + 1,
@@ -421,6 +429,17 @@ def train(
             SkillWarning,
         )
     return model
+
+
+def _update_average(average: Any, gen: Any, decay: float) -> None:
+    """``average <- decay * average + (1 - decay) * gen``, parameters and buffers alike."""
+    import torch
+
+    with torch.no_grad():
+        for mean, new in zip(average.parameters(), gen.parameters(), strict=True):
+            mean.lerp_(new, 1.0 - decay)
+        for mean, new in zip(average.buffers(), gen.buffers(), strict=True):
+            mean.copy_(new)
 
 
 def _bicubic_rmse(
