@@ -263,6 +263,18 @@ def test_downscale_zarr_in_process(
         np.testing.assert_allclose(back["sst"].values, expected["sst"].values, atol=1e-5)
 
 
+def test_downscale_self_ensemble_flag(tmp_path: Path, files: dict[str, Path]) -> None:
+    out = tmp_path / "out.zarr"
+    argv = ["downscale", str(files["coarse"]), str(out), "--model", str(files["model"])]
+    assert cli.main([*argv, "--no-progress", "--device", "cpu", "--self-ensemble"]) == 0
+    expected = xsstsr.downscale(
+        xr.open_dataset(files["coarse"]), model=str(files["model"]), self_ensemble=True
+    )
+    with xr.open_zarr(out) as back:
+        np.testing.assert_allclose(back["sst"].values, expected["sst"].values, atol=1e-5)
+        assert "self_ensemble=True" in back.attrs["history"]
+
+
 def test_downscale_replaces_an_existing_output_only_with_overwrite(
     tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

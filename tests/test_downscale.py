@@ -280,6 +280,55 @@ def test_distributed_workers_load_the_model_from_its_file(dask_client, tmp_path,
     assert any(model.sha256 in models for models in per_worker.values())
 
 
+# -- geometric self-ensemble ---------------------------------------------------------------
+
+
+def _turn(values: np.ndarray, code: int) -> np.ndarray:
+    """Transpose (bit 4), then flip x (bit 1) and y (bit 2), on the last two axes."""
+    v = np.swapaxes(values, -1, -2) if code & 4 else values
+    v = v[..., ::-1] if code & 1 else v
+    return v[..., ::-1, :] if code & 2 else v
+
+
+def _unturn(values: np.ndarray, code: int) -> np.ndarray:
+    v = values[..., ::-1, :] if code & 2 else values
+    v = v[..., ::-1] if code & 1 else v
+    return np.swapaxes(v, -1, -2) if code & 4 else v
+
+
+@pytest.mark.parametrize("factor", [4, 2.5])
+def test_self_ensemble_is_the_mean_over_the_eight_turns(m4, m25, factor):
+    model = m4 if factor == 4 else m25
+    coarse = sst_field(nt=3, ny=24, nx=24, seed=5)
+    ensemble = run(coarse, model, self_ensemble=True)
+    plain = run(coarse, model)
+    turns = []
+    for code in range(8):
+        turned = coarse.copy(data=_turn(coarse.values, code).copy())
+        turns.append(_unturn(run(turned, model).values, code))
+    expected = np.mean(turns, axis=0)
+    assert_close_nan(ensemble.values, expected)
+    assert np.nanmax(np.abs(ensemble.values - plain.values)) > 1e-3  # not the plain pass
+    assert ensemble.attrs["xsstsr_self_ensemble"] == "mean over 8 flips and transposes"
+    assert "self_ensemble=True" in ensemble.attrs["history"]
+    assert "xsstsr_self_ensemble" not in plain.attrs
+
+
+def test_self_ensemble_is_chunk_and_layout_invariant(m4):
+    coarse = sst_field(nt=4, ny=40, nx=36, seed=6)
+    eager = run(coarse, m4, self_ensemble=True, tile_size=16)
+    lazy = run(coarse.chunk({"time": 1, "lat": 8, "lon": 12}), m4, self_ensemble=True)
+    assert isinstance(lazy.data, dsa.Array)
+    assert_close_nan(lazy.values, eager.values)
+    descending = run(coarse.isel(lat=slice(None, None, -1)), m4, self_ensemble=True)
+    assert_close_nan(descending.isel(lat=slice(None, None, -1)).values, eager.values)
+
+
+def test_self_ensemble_must_be_a_bool(m4):
+    with pytest.raises(xsstsr.InputTypeError, match="self_ensemble must be True or False"):
+        run(sst_field(), m4, self_ensemble="yes")
+
+
 def test_graph_does_not_carry_the_model(model_x4):
     da = sst_field().chunk(time=2, lat=12, lon=16)
     out = run(da, model_x4)

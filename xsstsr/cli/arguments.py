@@ -165,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="tiles per forward pass (default: from memory)",
     )
+    down.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help="average over the 8 flips and transposes of each tile (8 x the compute, lower RMSE)",
+    )
     down.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     down.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
 

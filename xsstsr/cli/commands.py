@@ -61,6 +61,7 @@ def _downscale(args: argparse.Namespace) -> int:
         lon=renamed.get(args.lon, args.lon),
         time=args.time,
         batch_size=args.batch_size,
+        self_ensemble=args.self_ensemble,
     )
     write_dataset(high, args.output, progress=not args.no_progress, overwrite=args.overwrite)
     print(f"wrote {args.output}")

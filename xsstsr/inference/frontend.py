@@ -54,11 +54,14 @@ _DROPPED_ENCODING = (
 )
 
 
-def _history_line(model: Model, frac: float, device: str, precision: str) -> str:
+def _history_line(
+    model: Model, frac: float, device: str, precision: str, self_ensemble: bool = False
+) -> str:
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    extra = ", self_ensemble=True" if self_ensemble else ""
     return (
         f"{now}: xsstsr {__version__} downscale(factor={frac:g}, model={model.name!r}, "
-        f"sha256={model.sha256[:12]}, device={device!r}, precision={precision!r})"
+        f"sha256={model.sha256[:12]}, device={device!r}, precision={precision!r}{extra})"
     )
 
 
@@ -145,6 +148,7 @@ def downscale(
     sources: Sequence[xr.DataArray] | None = None,
     batch_size: int | None = None,
     tile_size: int | None = None,
+    self_ensemble: bool = False,
     keep_attrs: bool = True,
 ) -> xr.Dataset | xr.DataArray:
     """Downscale SST onto a grid ``factor`` times finer with a trained generator.
@@ -185,6 +189,11 @@ def downscale(
     tile_size : int, optional
         Tile side in low-resolution pixels before the halo: 256 on the CPU; on a GPU the
         largest of 1024, 512, ... whose activations fit half the free memory.
+    self_ensemble : bool
+        Average the generator's output over the eight flips and transposes of each tile
+        (geometric self-ensembling): about 8 times the compute for a lower RMSE (sst-x4 on
+        held-out real SST: 0.854 instead of 0.866 x bicubic). For the accurate models; it
+        smooths out the texture of a realistic (``-gan``) one.
     keep_attrs : bool
         Copy the input's attributes to the result.
 
@@ -215,6 +224,8 @@ def downscale(
             f"land_mask must be an xarray DataArray (True or 1 = land), got "
             f"{type(land_mask).__name__}; wrap it with xr.DataArray(mask, dims=..., coords=...)."
         )
+    if not isinstance(self_ensemble, (bool, np.bool_)):
+        raise InputTypeError(f"self_ensemble must be True or False, got {self_ensemble!r}.")
     for key, value in (("batch_size", batch_size), ("tile_size", tile_size)):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
@@ -281,6 +292,7 @@ def downscale(
         tile=int(tile_size) if tile_size is not None else None,
         periodic_x=periodic,
         precision=precision,
+        self_ensemble=bool(self_ensemble),
     )
     name = fields.variable if fields.variable is not None else "the SST"
     # a global grid narrower than the halo wraps onto copies of itself
@@ -347,7 +359,11 @@ def downscale(
         xsstsr_precision=resolve_precision(precision, device),
         xsstsr_bounds_degC=list(OUTPUT_BOUNDS_DEGC),  # the clip applied to every value
     )
-    line = _history_line(loaded, float(frac), device, attrs["xsstsr_precision"])
+    if self_ensemble:
+        attrs["xsstsr_self_ensemble"] = "mean over 8 flips and transposes"
+    line = _history_line(
+        loaded, float(frac), device, attrs["xsstsr_precision"], bool(self_ensemble)
+    )
     _stamp_provenance(attrs, loaded, float(frac))
     if isinstance(obj, xr.DataArray):
         _append_history(attrs, line)
