@@ -874,3 +874,23 @@ def test_output_says_it_was_downscaled_and_by_which_model(m4):
     plain = run(sst_field(), m4)  # a DataArray without source or title
     assert plain.attrs["source"] == f"{done}{m4.sha256[:12]})"
     assert "title" not in plain.attrs
+
+
+def test_small_chunks_cost_a_read_and_a_split_each(m4):
+    # 288 storage chunks of 8 x 8 cells: the range check, the stacking and the kernel run
+    # once per compute block (3: time merged to the window's look-back, space one block);
+    # each storage chunk costs only its read, its share of the merge and an output slice.
+    da = sst_field(nt=6, ny=48, nx=64, seed=5).chunk(time=1, lat=8, lon=8)
+    out = run(da, m4)
+    assert out.chunks[1:] == ((32,) * 6, (32,) * 8)
+    layers = out.data.dask.layers
+    per_block = {
+        name: len(layer)
+        for name, layer in layers.items()
+        if name.startswith(("_checked_range", "stack", "sstsr-downscale"))
+    }
+    assert sorted(name.split("-")[0] for name in per_block) == ["_checked_range", "sstsr", "stack"]
+    assert set(per_block.values()) == {3}, per_block
+    n_in, n_out = da.data.npartitions, out.data.npartitions
+    assert len(out.data.dask) <= 2 * n_in + n_out + 30
+    assert_close_nan(out.values, run(da.compute(), m4).values, tol=1e-5)

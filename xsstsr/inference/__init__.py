@@ -23,6 +23,7 @@ from .tiling import (
     DEFAULT_TILE,
     TileSpec,
     compute_blocks,
+    compute_chunks,
     downscale_dask,
     downscale_numpy,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "TileSpec",
     "cached_models",
     "compute_blocks",
+    "compute_chunks",
     "domain_departures",
     "downscale",
     "downscale_dask",

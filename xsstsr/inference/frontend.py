@@ -32,7 +32,7 @@ from ..models.container import Model
 from ..models.weights import model_for
 from .cache import register
 from .devices import check_precision, graph_device, resolve_device, resolve_precision
-from .tiling import TileSpec, downscale_dask, downscale_numpy
+from .tiling import TileSpec, compute_chunks, downscale_dask, downscale_numpy
 
 ModelLike = str | os.PathLike[str] | Model
 
@@ -300,13 +300,16 @@ def downscale(
     n_fine_lon = fine_lon.size
     if lazy:
         arrays = [dsa.asarray(x.data) for x in inputs]
+        storage = arrays[-1].chunks
+        if copies == 1:  # per-chunk work on compute blocks: fewer tasks for small chunks
+            arrays = [a.rechunk(compute_chunks(storage, spec)) for a in arrays]
         arrays[-1] = arrays[-1].map_blocks(
             _checked_range, units=fields.units, variable=name, dtype=arrays[-1].dtype
         )
         stacked = dsa.stack(arrays, axis=0)
         if copies > 1:
             stacked = dsa.concatenate([stacked] * copies, axis=-1)
-        data: Any = downscale_dask(stacked, spec)
+        data: Any = downscale_dask(stacked, spec, storage if copies == 1 else None)
     else:
         stacked_np = np.stack([np.asarray(x.values) for x in inputs], axis=0)
         if not np.isfinite(stacked_np[-1]).any():

@@ -372,28 +372,48 @@ def compute_blocks(chunks: tuple[int, ...], block: int, multiple: int) -> tuple[
     return tuple(out)
 
 
-def downscale_dask(arr: da.Array, spec: TileSpec) -> da.Array:
+def compute_chunks(
+    chunks: tuple[tuple[int, ...], ...], spec: TileSpec
+) -> tuple[tuple[int, ...], ...]:
+    """The compute blocks of a (..., time, y, x) array stored in ``chunks``.
+
+    Time chunks hold the window's look-back; spatial blocks at least a tile and nothing
+    smaller than the halo, in whole fine cells (:func:`compute_blocks`). Leading axes keep
+    their chunks. Rechunking the inputs to these before any per-chunk work keeps small
+    storage chunks from multiplying the graph's tasks.
+    """
+    block = max(spec.halo, spec.tile or DEFAULT_TILE)
+    time, y, x = chunks[-3:]
+    return (
+        *chunks[:-3],
+        _chunks_for(time, spec.window - 1, 1, short_last=True),
+        compute_blocks(y, block, spec.pool),
+        compute_blocks(x, block, spec.pool),
+    )
+
+
+def downscale_dask(
+    arr: da.Array, spec: TileSpec, storage: tuple[tuple[int, ...], ...] | None = None
+) -> da.Array:
     """Build the lazy graph for an (inputs, others..., time, y, x) dask array in degC.
 
-    Compute blocks are the library's choice (:func:`compute_blocks`: at least a tile plus
-    nothing smaller than the halo, huge chunks split), so the halo's cost does not depend
-    on how the input is stored; the output is then rechunked to the input's chunks times
-    the factor (in whole fine cells), so storage layout and compute layout are independent.
+    Compute blocks are the library's choice (:func:`compute_chunks`), so the halo's cost
+    does not depend on how the input is stored; the output is then rechunked to the
+    storage chunks times the factor (in whole fine cells), so storage layout and compute
+    layout are independent. ``storage``: the chunks the input had before the caller
+    rechunked it to :func:`compute_chunks` (default: ``arr``'s own), matched by their last
+    three axes.
     """
     ndim = arr.ndim
     if len(arr.chunks[0]) > 1:
         arr = arr.rechunk({0: -1})
     w, halo, up, pool = spec.window, spec.halo, spec.upsample, spec.pool
-    storage = [_chunks_for(arr.chunks[axis], 1, pool) for axis in (-2, -1)]
-    block = max(halo, spec.tile or DEFAULT_TILE)
-    chunks = list(arr.chunks)
-    # time chunks must hold the window's look-back; space blocks a tile, in whole fine cells
-    chunks[-3] = _chunks_for(arr.chunks[-3], w - 1, 1, short_last=True)
-    merged_time = chunks[-3] != arr.chunks[-3]
-    chunks[-2] = compute_blocks(arr.chunks[-2], block, pool)
-    chunks[-1] = compute_blocks(arr.chunks[-1], block, pool)
-    if tuple(chunks) != arr.chunks:
-        arr = arr.rechunk(tuple(chunks))
+    stored = arr.chunks[1:] if storage is None else storage
+    storage_yx = [_chunks_for(stored[axis], 1, pool) for axis in (-2, -1)]  # whole fine cells
+    chunks = (*arr.chunks[:-3], *compute_chunks(stored[-3:], spec))
+    merged_time = chunks[-3] != stored[-3]
+    if chunks != arr.chunks:
+        arr = arr.rechunk(chunks)
     depth_t = min(w - 1, arr.shape[-3]) if len(arr.chunks[-3]) > 1 else 0
     depth_y = halo if len(arr.chunks[-2]) > 1 else 0
     periodic = spec.periodic_x and arr.shape[-1] >= halo
@@ -429,7 +449,7 @@ def downscale_dask(arr: da.Array, spec: TileSpec) -> da.Array:
         name="sstsr-downscale-" + da.core.tokenize(arr.name, spec),
     )
     fine_storage = {
-        out.ndim - 2 + i: tuple(c * up // pool for c in axis) for i, axis in enumerate(storage)
+        out.ndim - 2 + i: tuple(c * up // pool for c in axis) for i, axis in enumerate(storage_yx)
     }
     if any(out.chunks[a] != c for a, c in fine_storage.items()):
         out = out.rechunk(fine_storage)
