@@ -50,7 +50,8 @@ VARIANTS: dict[str, tuple[float, dict, str]] = {
 # ema: the released weights are the running average of the last ~1000 steps' weights, which
 # lowered the validation RMSE of sst-x4-gan from 1.049 to 1.021 x bicubic (sst-x4: 0.853
 # to 0.852)
-SETTINGS = {"loss": "mse", "window": 3, "seed": 0, "ema": 0.999}
+# init=None: each release is trained from scratch, never from the previous release
+SETTINGS = {"loss": "mse", "window": 3, "seed": 0, "ema": 0.999, "init": None}
 
 
 def train(name: str, steps: int | None, extra: dict | None = None) -> Path:

@@ -550,6 +550,23 @@ def test_interrupted_downscale_leaves_no_output(
         assert left == []
 
 
+def test_fit_starts_from_the_released_model_unless_init_none(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--steps", "1", "--batch-size", "1", "--patch-size", "6", "--validation", "0"]
+    base += ["--device", "cpu", "--no-progress"]
+    starts = {}
+    for extra in ([], ["--init", "none"]):
+        out = tmp_path / f"m{len(extra)}.safetensors"
+        assert cli.main(["fit", str(files["truth"]), str(out), *base, *extra]) == 0, (
+            capsys.readouterr().err
+        )
+        starts[len(extra)] = xsstsr.load_model(out).metadata["training"]["init"]
+    assert starts[0]["name"] == "sst-x4"
+    assert starts[0]["auto"] is True
+    assert starts[2] is None
+
+
 def test_fit_options_come_from_fit_config(
     tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

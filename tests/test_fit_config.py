@@ -22,8 +22,16 @@ from xsstsr.nn import LossConfig, pointwise_loss
 from xsstsr.training import FitConfig, split_times
 from xsstsr.training.config import LOSS_SCALE_MULTIPLIER, ema_decay, learning_rate, resolve
 
+# init=None: from scratch, so the starting point is bicubic (test_default_init_* cover "auto")
 TINY: dict[str, Any] = dict(
-    factor=4, steps=2, batch_size=4, patch_size=8, n_critic=1, progress=False, warmup=0
+    init=None,
+    factor=4,
+    steps=2,
+    batch_size=4,
+    patch_size=8,
+    n_critic=1,
+    progress=False,
+    warmup=0,
 )
 
 
@@ -318,7 +326,7 @@ def test_init_from_a_model_starts_from_its_weights(truth: xr.Dataset, tmp_path: 
     first = quiet(truth, **{**TINY, "steps": 3, "lr": 1e-3})
     path = first.save(tmp_path / "first.safetensors")
     # one step at a tiny rate: the weights stay next to the initial model's
-    tuned = quiet(truth, init=path, **{**TINY, "steps": 1, "lr": 1e-9, "validation": 0.0})
+    tuned = quiet(truth, **{**TINY, "init": path, "steps": 1, "lr": 1e-9, "validation": 0.0})
     assert tuned.normalisation == first.normalisation
     assert tuned.metadata["training"]["init"]["sha256"] == first.sha256
     diff = max(float(np.abs(tuned.state[k] - first.state[k]).max()) for k in first.state)
@@ -327,12 +335,52 @@ def test_init_from_a_model_starts_from_its_weights(truth: xr.Dataset, tmp_path: 
     assert float(np.abs(fresh.state["tail.weight"]).max()) < 1e-6  # bicubic start, not init's
 
 
+def test_default_init_starts_from_the_released_model(truth: xr.Dataset) -> None:
+    released = xsstsr.load_model("sst-x4")
+    options = {k: v for k, v in TINY.items() if k != "init"}
+    tuned = quiet(truth, **{**options, "steps": 1, "lr": 1e-9, "validation": 0.0})
+    assert tuned.metadata["training"]["init"] == {
+        "name": "sst-x4",
+        "sha256": released.sha256,
+        "auto": True,
+    }
+    assert tuned.normalisation == released.normalisation
+    assert tuned.metadata["architecture"] == released.metadata["architecture"]
+    diff = max(float(np.abs(tuned.state[k] - released.state[k]).max()) for k in released.state)
+    assert diff < 1e-4
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"architecture": {"features": 8, "blocks": 1}},  # not the released network
+        {"window": 2},  # not its window
+        {"factor": 3},  # no released model of this factor
+    ],
+    ids=["architecture", "window", "factor"],
+)
+def test_default_init_falls_back_to_scratch(truth: xr.Dataset, change: dict) -> None:
+    options = {k: v for k, v in TINY.items() if k != "init"}
+    data = truth.isel(lat=slice(0, 30), lon=slice(0, 30)) if change.get("factor") == 3 else truth
+    model = quiet(data, **{**options, **change, "steps": 1, "validation": 0.0})
+    assert model.metadata["training"]["init"] is None
+
+
+def test_default_init_needs_area_averaged_inputs(truth: xr.Dataset) -> None:
+    # inputs given as their own grid (target=): the released models' conserving
+    # projection assumes area averages, so the fit starts from scratch
+    options = {k: v for k, v in TINY.items() if k not in ("init", "factor")}
+    coarse = truth.coarsen(lat=4, lon=4).mean()
+    model = quiet(coarse, target=truth, **{**options, "steps": 1, "validation": 0.0})
+    assert model.metadata["training"]["init"] is None
+
+
 def test_init_must_match(truth: xr.Dataset) -> None:
     base = quiet(truth, **TINY)
     with pytest.raises(xsstsr.ModelMismatchError, match="downscales by 4"):
-        xsstsr.fit(synthetic_sst(40, 40, periods=12), init=base, **{**TINY, "factor": 2})
+        xsstsr.fit(synthetic_sst(40, 40, periods=12), **{**TINY, "init": base, "factor": 2})
     with pytest.raises(xsstsr.ModelMismatchError, match="window of 3"):
-        xsstsr.fit(truth, init=base, **{**TINY, "window": 2})
+        xsstsr.fit(truth, **{**TINY, "init": base, "window": 2})
 
 
 def test_history_is_a_frame_with_the_starting_point(truth: xr.Dataset) -> None:

@@ -325,7 +325,9 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         elif name in integers:
             kind = _non_negative_int if name in ("warmup", "seed") else _positive_int
             parser.add_argument(flag, type=kind, default=None, help=text)
-        elif name in ("device", "name", "init", "checkpoint_dir"):
+        elif name == "init":
+            parser.add_argument(flag, default=None, help=text + "; --init none: from scratch")
+        elif name in ("device", "name", "checkpoint_dir"):
             parser.add_argument(flag, default=None, help=text)
         else:
             parser.add_argument(flag, type=float, default=None, help=text)

@@ -84,6 +84,8 @@ def _fit(args: argparse.Namespace) -> int:
         for name in fit_option_names()
         if getattr(args, name, None) is not None
     }
+    if options.get("init") == "none":  # --init none: from scratch
+        options["init"] = None
     options["progress"] = not args.no_progress
     model = fit(
         ds,

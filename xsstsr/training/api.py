@@ -15,7 +15,7 @@ from ..errors import FitConfigError
 from ..models.container import Model
 from .config import FitConfig, option_names
 from .data import prepare_data, prepare_stations
-from .loop import train
+from .loop import is_auto, train
 
 
 def fit(
@@ -39,7 +39,8 @@ def fit(
             "with xsstsr.FitConfig(loss='mse', ...)."
         )
     cfg = FitConfig.from_options(options, base=config)
-    if cfg.init is not None:  # read (and hash-check) the initial weights once
+    given = cfg.init is not None and not is_auto(cfg.init)
+    if given:  # read (and hash-check) the initial weights once
         from ..models.weights import load_model
 
         cfg = cfg.replace(init=load_model(cfg.init))
@@ -47,7 +48,7 @@ def fit(
         obj,
         target=target,
         sources=sources,
-        factor=cfg.factor if cfg.factor is not None or cfg.init is None else cfg.init.factor,
+        factor=cfg.factor if cfg.factor is not None or not given else cfg.init.factor,
         variable=variable,
         lat=lat,
         lon=lon,

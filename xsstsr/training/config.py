@@ -120,10 +120,15 @@ class FitConfig:
         The model's name (default ``sst-x<factor>-<loss>``).
     architecture : mapping, optional
         Generator sizes (``features``, ``blocks``, ``up_features``, ``fill_iterations``).
-    init : str, path or Model, optional
+    init : "auto", str, path, Model or None
         Start from these weights (a released name such as ``"sst-x4"``, a file, or a
         :class:`~xsstsr.Model`): fine-tuning. Factor, window, inputs and architecture
-        must match; the normalisation is the initial model's.
+        must match; the normalisation is the initial model's. ``"auto"`` (the default)
+        starts from the released accurate model of the data's factor (``sst-x2``,
+        ``sst-x2.5``, ``sst-x4``, ``sst-x5``) when the fit could take its weights: the
+        inputs are the truth's area averages, SST alone, and neither ``architecture=``
+        nor another ``window=`` is asked for; otherwise, and with ``None``, from scratch
+        (bicubic). The model's ``metadata["training"]["init"]`` says which.
     """
 
     loss: str = "mse"
@@ -161,7 +166,7 @@ class FitConfig:
     progress: bool = True
     name: str | None = None
     architecture: Mapping[str, Any] | None = None
-    init: Any = None
+    init: Any = "auto"
     # derived: set by resolve(), never by the user
     loss_config: LossConfig = field(default=LossConfig("mse"), repr=False, compare=False)
 

@@ -46,7 +46,40 @@ SCALE_PATCHES = 128
 MIN_LOSS_SCALE = 1e-3  # kelvin: a record identical to its interpolation has no error scale
 
 
+def is_auto(init: Any) -> bool:
+    return isinstance(init, str) and init == "auto"
+
+
+def released_start(cfg: FitConfig, data: TrainingData) -> Model | None:
+    """The released accurate model ``init="auto"`` starts from, or None (from scratch).
+
+    Only where its weights fit the data as they are: inputs made by area averaging (the
+    released models conserve the coarse means), SST alone, the released architecture
+    and window. Fine-tuning it beat training from scratch on every record of the
+    training study by fit's own validation (docs/training_study.md).
+    """
+    from ..models.weights import available_models, load_model
+
+    name = f"sst-x{data.upsample / data.pool:g}"
+    if (
+        data.mode != "coarsened-truth"
+        or cfg.architecture is not None
+        or name not in available_models()
+    ):
+        return None
+    model = load_model(name)
+    if (
+        (model.upsample, model.pool) != (data.upsample, data.pool)
+        or list(model.inputs) != list(data.inputs)
+        or (cfg.window is not None and cfg.window != model.window)
+    ):
+        return None
+    return model
+
+
 def _initial_model(cfg: FitConfig, data: TrainingData) -> Model | None:
+    if is_auto(cfg.init):
+        return released_start(cfg, data)
     if cfg.init is None:
         return None
     from ..models.weights import load_model
@@ -186,7 +219,9 @@ def train(
         "shape": list(data.shape),
         "period": [str(data.times[0]), str(data.times[-1])],
         "n_stations": 0 if stations is None else len(stations.ids),
-        "init": None if init is None else {"name": init.name, "sha256": init.sha256},
+        "init": None
+        if init is None
+        else {"name": init.name, "sha256": init.sha256, "auto": is_auto(cfg.init)},
     }
     meta["training"] = training_info
     meta["domain"] = data_domain(data)
