@@ -67,7 +67,7 @@ myst_heading_anchors = 3
 
 # notebooks: run them all on every build, fail the build on an error or a slow cell
 nb_execution_mode = "force"
-nb_execution_timeout = 120  # seconds a cell; each notebook takes ~15 s on 2 idle cores
+nb_execution_timeout = 300  # seconds a cell; each notebook takes ~15 s on 2 idle cores
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True

@@ -49,6 +49,10 @@ def quiet(*args: Any, **kwargs: Any) -> xsstsr.Model:
 # -- every option checked before the first step ------------------------------------------
 
 BAD_OPTIONS = [
+    (dict(init=3), "init must be 'auto', None, a released name"),
+    (dict(init=["sst-x4"]), "init must be 'auto', None"),
+    (dict(init="none"), "init='none' is not an option; pass init='auto'"),
+    (dict(init="Auto"), "init='Auto' is not an option"),
     (dict(lr=1e6), "lr=1000000.0 would blow"),
     (dict(lr=-1.0), "lr must be a positive"),
     (dict(lr=float("nan")), "lr must be a positive"),

@@ -351,6 +351,17 @@ def test_ema_returns_the_running_average_and_resumes(
     assert max_state_diff(resumed, averaged) <= 1e-6
 
 
+def test_a_released_start_resumes_however_it_was_named(truth: xr.Dataset, tmp_path: Path) -> None:
+    # started by init="auto", resumed with the same weights named: the same start
+    kwargs = {k: v for k, v in TINY.items() if k != "init"}
+    kwargs.update(steps_per_epoch=3, checkpoint_every=2, seed=4, validation=0.0)
+    ckpt = tmp_path / "ckpt"
+    first = xsstsr.fit(truth, checkpoint_dir=ckpt, **kwargs)
+    assert first.metadata["training"]["init"]["auto"] is True
+    again = xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, init="sst-x4", **kwargs)
+    assert_same_state(first, again)
+
+
 def test_checkpoint_guards(truth: xr.Dataset, tmp_path: Path) -> None:
     kwargs = dict(TINY, steps_per_epoch=3, checkpoint_every=2, seed=4)
     ckpt = tmp_path / "ckpt"
@@ -373,6 +384,11 @@ def test_checkpoint_guards(truth: xr.Dataset, tmp_path: Path) -> None:
         xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **dict(kwargs, lr=2e-4))
     with pytest.raises(xsstsr.TrainingError, match="different configuration"):
         xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **dict(kwargs, loss="gumbel", r=1.0))
+    # this run started from scratch: the default start (the released model) is another
+    # configuration, and the error says how to resume it
+    auto = {k: v for k, v in kwargs.items() if k != "init"}
+    with pytest.raises(xsstsr.TrainingError, match="pass init=None"):
+        xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **auto)
 
     tensors = ckpt / state.get("tensors", training.CHECKPOINT_TENSORS)
     record = (ckpt / training.CHECKPOINT_STATE).read_text()

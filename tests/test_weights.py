@@ -464,6 +464,19 @@ def test_tampered_download_refused(release):
         xsstsr.models.fetch("sst-x4")
 
 
+def test_default_fit_trains_from_scratch_when_the_release_cannot_load(release):
+    # a mirror serving a wrong file: init="auto" warns and starts from scratch, an
+    # explicit init="sst-x4" is refused
+    (release.served / "sst-x4.safetensors").write_bytes(release.blobs["sst-x2.5"])
+    truth = xsstsr.datasets.synthetic_sst(32, 32, periods=6, seed=0)
+    options = dict(steps=1, batch_size=2, patch_size=8, validation=0.0, progress=False)
+    with pytest.warns(xsstsr.WeightsWarning, match="training from scratch"):
+        model = xsstsr.fit(truth, **options)
+    assert model.metadata["training"]["init"] is None
+    with pytest.raises(xsstsr.WeightsIntegrityError):
+        xsstsr.fit(truth, init="sst-x4", **options)
+
+
 def test_offline_uses_shipped_copy(release):
     shipped = release.shipped / "sst-x4.safetensors"
     shipped.write_bytes(release.blobs["sst-x4"])

@@ -37,6 +37,7 @@ __all__ = [
     "VariableNotFoundError",
     "WeightsError",
     "WeightsIntegrityError",
+    "WeightsWarning",
     "WriteError",
     "XsstsrError",
     "XsstsrWarning",
@@ -156,6 +157,11 @@ class DomainWarning(XsstsrWarning):
 
 class TimeAxisWarning(XsstsrWarning):
     """The time axis has a gap that the model's time window spans."""
+
+
+class WeightsWarning(XsstsrWarning):
+    """Released weights could not be used where they were optional (``fit(init="auto")``
+    then trains from scratch)."""
 
 
 class MissingDependencyError(XsstsrError, ImportError):

@@ -91,7 +91,11 @@ def _tensors_name(step: int) -> str:
 
 
 def load_checkpoint(
-    directory: Path, fingerprint: str, nets: Mapping[str, Any], optimizers: Mapping[str, Any]
+    directory: Path,
+    fingerprint: str,
+    nets: Mapping[str, Any],
+    optimizers: Mapping[str, Any],
+    hint: str = "",
 ) -> tuple[int, list[dict[str, Any]], dict[str, Any]] | None:
     """Restore the training state: (step, history, loop state); None when there is none."""
     from safetensors.torch import load
@@ -122,6 +126,7 @@ def load_checkpoint(
         raise TrainingError(
             f"the checkpoint in {directory} was made by a different configuration or data; "
             "use another checkpoint_dir, or the same arguments as the first run."
+            + (f" {hint}" if hint else "")
         )
     try:
         tensors = load(blob)

@@ -244,8 +244,28 @@ def _real(
     object.__setattr__(cfg, name, float(value))
 
 
+def _check_init(init: Any) -> None:
+    from ..models.container import Model
+
+    if init is None or isinstance(init, (Model, os.PathLike)):
+        return
+    if isinstance(init, str):
+        if init.strip().lower() in ("auto", "none", "scratch", "") and init != "auto":
+            raise FitConfigError(
+                f"init={init!r} is not an option; pass init='auto' (the released model of "
+                "the factor when it fits), init=None (from scratch), a released name such "
+                "as 'sst-x4', or a .safetensors path."
+            )
+        return
+    raise FitConfigError(
+        f"init must be 'auto', None, a released name, a path or an xsstsr.Model, got "
+        f"{type(init).__name__}; pass e.g. init='sst-x4' or init=None."
+    )
+
+
 def _validate(cfg: FitConfig) -> None:
     object.__setattr__(cfg, "loss_config", make_loss_config(cfg.loss, r=cfg.r, a=cfg.a, s=cfg.s))
+    _check_init(cfg.init)
     _real(cfg, "loss_scale", positive=True, example=0.1, optional=True)
     if cfg.factor is not None:
         from ..grid.factor import parse_factor

@@ -20,7 +20,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputDataError, ModelMismatchError, SkillWarning, TrainingError, warn_user
+from ..errors import (
+    DownloadError,
+    InputDataError,
+    ModelMismatchError,
+    SkillWarning,
+    TrainingError,
+    WeightsError,
+    WeightsWarning,
+    warn_user,
+)
 from ..models.container import Model
 from ..models.metadata import new_metadata
 from ..nn.adversarial import critic_loss
@@ -67,7 +76,15 @@ def released_start(cfg: FitConfig, data: TrainingData) -> Model | None:
         or name not in available_models()
     ):
         return None
-    model = load_model(name)
+    try:
+        model = load_model(name)
+    except (WeightsError, DownloadError) as err:  # a bad mirror must not stop a default fit
+        warn_user(
+            f"init='auto' could not load {name!r} ({err}); training from scratch. Pass "
+            "init=None to silence this, or fix the weights source.",
+            WeightsWarning,
+        )
+        return None
     if (
         (model.upsample, model.pool) != (data.upsample, data.pool)
         or list(model.inputs) != list(data.inputs)
@@ -225,9 +242,16 @@ def train(
     }
     meta["training"] = training_info
     meta["domain"] = data_domain(data)
+    # the start counts by its weights (name, sha256), not by how it was chosen
+    init_record = None if init is None else {"name": init.name, "sha256": init.sha256}
     fingerprint = hashlib.sha256(
         json.dumps(
-            {k: v for k, v in meta.items() if k != "xsstsr_version"}, sort_keys=True, default=str
+            {
+                **{k: v for k, v in meta.items() if k != "xsstsr_version"},
+                "training": {**training_info, "init": init_record},
+            },
+            sort_keys=True,
+            default=str,
         ).encode()
     ).hexdigest()
 
@@ -252,7 +276,18 @@ def train(
     start, history = 0, list[dict[str, Any]]()
     loop: dict[str, Any] = {"best_rmse": math.inf, "best_step": 0, "bad": 0, "stopped": False}
     if ckpt is not None and cfg.resume:
-        restored = load_checkpoint(ckpt, fingerprint, nets, optimizers)
+        restored = load_checkpoint(
+            ckpt,
+            fingerprint,
+            nets,
+            optimizers,
+            hint=(
+                f"This fit starts from {init.name!r} (init='auto'); pass init=None if the "
+                "first run started from scratch."
+                if init is not None and is_auto(cfg.init)
+                else ""
+            ),
+        )
         if restored is not None:
             start, history, loop = restored
     elif ckpt is not None and (ckpt / CHECKPOINT_STATE).exists():
