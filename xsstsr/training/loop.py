@@ -59,6 +59,28 @@ def is_auto(init: Any) -> bool:
     return isinstance(init, str) and init == "auto"
 
 
+def _mismatch(init: Model, cfg: FitConfig, data: TrainingData) -> str | None:
+    """Why ``init``'s weights cannot start a fit of ``data`` with ``cfg`` (None: they can)."""
+    if (init.upsample, init.pool) != (data.upsample, data.pool):
+        return (
+            f"init model {init.name!r} downscales by {init.factor:g}, the data by "
+            f"{data.upsample / data.pool:g}; pass factor={init.factor:g} or another init model."
+        )
+    if list(init.inputs) != list(data.inputs):
+        return (
+            f"init model {init.name!r} takes inputs {init.inputs}, the data gives "
+            f"{data.inputs}; pass the same sources= it was trained with."
+        )
+    if cfg.window is not None and cfg.window != init.window:
+        return (
+            f"init model {init.name!r} sees a window of {init.window} steps, not "
+            f"window={cfg.window}; drop window= to use the model's."
+        )
+    if cfg.architecture is not None:
+        return "architecture= cannot change an init model's architecture; drop one of them."
+    return None
+
+
 def released_start(cfg: FitConfig, data: TrainingData) -> Model | None:
     """The released accurate model ``init="auto"`` starts from, or None (from scratch).
 
@@ -85,13 +107,7 @@ def released_start(cfg: FitConfig, data: TrainingData) -> Model | None:
             WeightsWarning,
         )
         return None
-    if (
-        (model.upsample, model.pool) != (data.upsample, data.pool)
-        or list(model.inputs) != list(data.inputs)
-        or (cfg.window is not None and cfg.window != model.window)
-    ):
-        return None
-    return model
+    return None if _mismatch(model, cfg, data) else model
 
 
 def _initial_model(cfg: FitConfig, data: TrainingData) -> Model | None:
@@ -102,25 +118,9 @@ def _initial_model(cfg: FitConfig, data: TrainingData) -> Model | None:
     from ..models.weights import load_model
 
     init = load_model(cfg.init)
-    if (init.upsample, init.pool) != (data.upsample, data.pool):
-        raise ModelMismatchError(
-            f"init model {init.name!r} downscales by {init.factor:g}, the data by "
-            f"{data.upsample / data.pool:g}; pass factor={init.factor:g} or another init model."
-        )
-    if init.inputs != data.inputs:
-        raise ModelMismatchError(
-            f"init model {init.name!r} takes inputs {init.inputs}, the data gives "
-            f"{data.inputs}; pass the same sources= it was trained with."
-        )
-    if cfg.window is not None and cfg.window != init.window:
-        raise ModelMismatchError(
-            f"init model {init.name!r} sees a window of {init.window} steps, not "
-            f"window={cfg.window}; drop window= to use the model's."
-        )
-    if cfg.architecture is not None:
-        raise ModelMismatchError(
-            "architecture= cannot change an init model's architecture; drop one of them."
-        )
+    problem = _mismatch(init, cfg, data)
+    if problem:
+        raise ModelMismatchError(problem)
     return init
 
 
@@ -236,24 +236,20 @@ def train(
         "shape": list(data.shape),
         "period": [str(data.times[0]), str(data.times[-1])],
         "n_stations": 0 if stations is None else len(stations.ids),
-        "init": None
-        if init is None
-        else {"name": init.name, "sha256": init.sha256, "auto": is_auto(cfg.init)},
+        "init": None if init is None else {"name": init.name, "sha256": init.sha256},
     }
-    meta["training"] = training_info
     meta["domain"] = data_domain(data)
     # the start counts by its weights (name, sha256), not by how it was chosen
-    init_record = None if init is None else {"name": init.name, "sha256": init.sha256}
     fingerprint = hashlib.sha256(
         json.dumps(
-            {
-                **{k: v for k, v in meta.items() if k != "xsstsr_version"},
-                "training": {**training_info, "init": init_record},
-            },
+            {**{k: v for k, v in meta.items() if k != "xsstsr_version"}, "training": training_info},
             sort_keys=True,
             default=str,
         ).encode()
     ).hexdigest()
+    if init is not None:
+        training_info["init"] = {**training_info["init"], "auto": is_auto(cfg.init)}
+    meta["training"] = training_info
 
     best_gen = copy.deepcopy(gen)
     # the weights that are validated and returned: the generator, or its running average
