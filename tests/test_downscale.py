@@ -876,10 +876,63 @@ def test_output_says_it_was_downscaled_and_by_which_model(m4):
     assert "title" not in plain.attrs
 
 
+@pytest.mark.parametrize(
+    ("ny", "nx", "tile", "multiple", "count"),
+    [(180, 360, 256, 1, 1), (720, 1440, 256, 1, 18), (64, 1024, 256, 1, 1), (101, 77, 32, 2, 8)],
+)
+def test_tiles_cover_the_field_once_within_the_area(ny, nx, tile, multiple, count):
+    from xsstsr.inference.tiling import tile_grid
+
+    tiles = tile_grid(ny, nx, tile, multiple)
+    assert len(tiles) == count
+    cover = np.zeros((ny, nx), dtype=int)
+    for y0, y1, x0, x1 in tiles:
+        cover[y0:y1, x0:x1] += 1
+        assert (y1 - y0) * (x1 - x0) <= tile * tile + multiple * (tile + multiple)
+        inner = [e for e in (y0, y1, x0, x1) if e not in (ny, nx)]
+        assert all(e % multiple == 0 for e in inner)
+    assert (cover == 1).all()
+
+
+@pytest.mark.parametrize(
+    ("blocks", "target"),
+    [
+        (((3,), (40, 24), (64,)), {1: (8,) * 8, 2: (16,) * 4}),  # inside blocks: slices
+        (((3,), (40, 24), (64,)), {1: (32, 32)}),  # 32 spans two blocks: a plain rechunk
+        (((2, 2, 3), (64,), (64,)), {0: (2, 2, 2, 1)}),  # a merged time tail undone
+    ],
+)
+def test_split_chunks_equals_rechunk(blocks, target):
+    import dask.array
+
+    from xsstsr.inference.tiling import split_chunks
+
+    values = np.arange(np.prod([sum(c) for c in blocks]), dtype="f4").reshape(
+        [sum(c) for c in blocks]
+    )
+    arr = dask.array.from_array(values, chunks=blocks)
+    out = split_chunks(arr, target)
+    expected = arr.rechunk(target)
+    assert out.chunks == expected.chunks
+    np.testing.assert_array_equal(out.compute(), values)
+    inside = all(
+        all(any(lo >= a and hi <= b for a, b in _edges(blocks[ax])) for lo, hi in _edges(new))
+        for ax, new in target.items()
+    )
+    tasks = len(out.dask) - len(arr.dask)
+    assert (tasks == out.npartitions) == inside
+
+
+def _edges(chunks):
+    import itertools
+
+    return list(itertools.pairwise(np.cumsum((0, *chunks))))
+
+
 def test_small_chunks_cost_a_read_and_a_split_each(m4):
     # 288 storage chunks of 8 x 8 cells: the range check, the stacking and the kernel run
     # once per compute block (3: time merged to the window's look-back, space one block);
-    # each storage chunk costs only its read, its share of the merge and an output slice.
+    # each storage chunk costs only its read and one output slice.
     da = sst_field(nt=6, ny=48, nx=64, seed=5).chunk(time=1, lat=8, lon=8)
     out = run(da, m4)
     assert out.chunks[1:] == ((32,) * 6, (32,) * 8)
@@ -892,5 +945,5 @@ def test_small_chunks_cost_a_read_and_a_split_each(m4):
     assert sorted(name.split("-")[0] for name in per_block) == ["_checked_range", "sstsr", "stack"]
     assert set(per_block.values()) == {3}, per_block
     n_in, n_out = da.data.npartitions, out.data.npartitions
-    assert len(out.data.dask) <= 2 * n_in + n_out + 30
+    assert len(out.data.dask) <= n_in + n_out + 30
     assert_close_nan(out.values, run(da.compute(), m4).values, tol=1e-5)

@@ -11,11 +11,15 @@ on threads, processes or a dask.distributed cluster alike.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
 from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask.highlevelgraph import HighLevelGraph
 
 from ..cf.units import OUTPUT_BOUNDS_DEGC
 from ..models.container import Model
@@ -92,16 +96,42 @@ def fine_index(n_fine: int, upsample: int, pool: int) -> np.ndarray:
     return ((2 * np.arange(n_fine) + 1) * pool) // (2 * upsample)
 
 
-def _tile_starts(size: int, tile: int) -> list[int]:
-    return list(range(0, size, tile)) if size > 0 else []
+def _even_pieces(size: int, parts: int, multiple: int) -> list[tuple[int, int]]:
+    """(start, stop) of ``parts`` near-equal pieces of ``size`` cells, cut at multiples of
+    ``multiple`` (a remainder goes to the last piece)."""
+    units = size // multiple
+    parts = max(1, min(parts, units))
+    edges = [0]
+    for i in range(parts):
+        edges.append(edges[-1] + multiple * (units // parts + (i < units % parts)))
+    edges[-1] = size
+    return list(itertools.pairwise(edges))
+
+
+def tile_grid(ny: int, nx: int, tile: int, multiple: int) -> list[tuple[int, int, int, int]]:
+    """Tiles (y0, y1, x0, x1) covering a ny x nx field, each of at most about ``tile**2``
+    cells: rows of at most ``tile`` cells, each row cut as wide as that area allows.
+
+    A budget of area rather than side keeps memory per tile bounded while a block narrower
+    than a tile (a 180 x 360 field, a band of 64 rows) runs in fewer, wider tiles, paying
+    the halo on fewer edges; near-equal pieces keep the tiles one shape, so they batch.
+    """
+    if ny <= 0 or nx <= 0:
+        return []
+    rows = _even_pieces(ny, -(-ny // tile), multiple)
+    height = max(y1 - y0 for y0, y1 in rows)
+    width = max(multiple, tile * tile // height)
+    cols = _even_pieces(nx, -(-nx // width), multiple)
+    return [(y0, y1, x0, x1) for y0, y1 in rows for x0, x1 in cols]
 
 
 def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray:
     """Run the generator over (n, window, y, x) normalised frames; return (n, y*f, x*f).
 
-    The field is cut into tiles of ``spec.tile`` pixels plus the halo (clipped at the
-    field's edges), tiles of one shape are batched, and the halos are cropped, so the
-    result equals one forward pass over the whole field.
+    The field is cut into tiles of at most ``spec.tile`` squared pixels
+    (:func:`tile_grid`) plus the halo (clipped at the field's edges), tiles of one shape
+    are batched, and the halos are cropped, so the result equals one forward pass over
+    the whole field.
     """
     import torch
 
@@ -121,13 +151,10 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
 
     # Tiles grouped by their (halo-extended) shape so that each group batches.
     groups: dict[tuple[int, int], list[tuple[int, int, int, int, int, int]]] = {}
-    for y0 in _tile_starts(ny, tile):
-        y1 = min(ny, y0 + tile)
+    for y0, y1, x0, x1 in tile_grid(ny, nx, tile, pool):
         ya, yb = max(0, y0 - halo), min(ny, y1 + halo)
-        for x0 in _tile_starts(nx, tile):
-            x1 = min(nx, x0 + tile)
-            xa, xb = max(0, x0 - halo), min(nx, x1 + halo)
-            groups.setdefault((yb - ya, xb - xa), []).append((y0, y1, ya, x0, x1, xa))
+        xa, xb = max(0, x0 - halo), min(nx, x1 + halo)
+        groups.setdefault((yb - ya, xb - xa), []).append((y0, y1, ya, x0, x1, xa))
 
     for (hy, hx), tiles in groups.items():
         batch = spec.batch_size or tiles_per_pass(free, per_pixel, hy * hx)
@@ -452,8 +479,39 @@ def downscale_dask(
         out.ndim - 2 + i: tuple(c * up // pool for c in axis) for i, axis in enumerate(storage_yx)
     }
     if any(out.chunks[a] != c for a, c in fine_storage.items()):
-        out = out.rechunk(fine_storage)
+        out = split_chunks(out, fine_storage)
     return _uniform_chunks(out) if merged_time else out
+
+
+def split_chunks(arr: da.Array, chunks: dict[int, tuple[int, ...]]) -> da.Array:
+    """``arr.rechunk(chunks)`` in one slicing task per new chunk when every new chunk lies
+    inside one block of ``arr`` (compute blocks are merged storage chunks, so the output's
+    split back to storage always does); otherwise a plain rechunk.
+
+    Dask's rechunk spends a split and a merge task on each piece; on small fields stored in
+    small chunks those tasks cost as much as the network.
+    """
+    target = tuple(chunks.get(axis, c) for axis, c in enumerate(arr.chunks))
+    starts = [tuple(itertools.accumulate(c, initial=0)) for c in arr.chunks]
+    pieces: list[list[tuple[int, slice]]] = []  # per axis, per new chunk: (block, slice)
+    for axis, new in enumerate(target):
+        axis_pieces = []
+        for lo, hi in itertools.pairwise(itertools.accumulate(new, initial=0)):
+            block = bisect.bisect_right(starts[axis], lo) - 1
+            if hi > starts[axis][block + 1]:
+                return arr.rechunk(chunks)
+            start = starts[axis][block]
+            axis_pieces.append((block, slice(lo - start, hi - start)))
+        pieces.append(axis_pieces)
+    name = "sstsr-split-" + da.core.tokenize(arr.name, target)
+    graph: dict[Any, Any] = {}
+    for index in itertools.product(*(range(len(c)) for c in target)):
+        parts = [pieces[axis][i] for axis, i in enumerate(index)]
+        source = (arr.name, *(block for block, _ in parts))
+        graph[(name, *index)] = (operator.getitem, source, tuple(s for _, s in parts))
+    deps: list[Any] = [arr]  # dask's DaskCollection protocol does not match its own Array
+    layers = HighLevelGraph.from_collections(name, graph, dependencies=deps)
+    return da.Array(layers, name, target, meta=arr._meta)
 
 
 def _uniform_chunks(arr: da.Array) -> da.Array:
@@ -465,8 +523,12 @@ def _uniform_chunks(arr: da.Array) -> da.Array:
     """
     chunks = arr.chunks[-3]
     if len(chunks) > 1 and len(set(chunks[:-1])) == 1 and chunks[-1] > chunks[0]:
-        return arr.rechunk({arr.ndim - 3: chunks[0]})
+        return split_chunks(arr, {arr.ndim - 3: _regular(sum(chunks), chunks[0])})
     return arr
+
+
+def _regular(total: int, size: int) -> tuple[int, ...]:
+    return (size,) * (total // size) + ((total % size,) if total % size else ())
 
 
 def downscale_numpy(values: np.ndarray, spec: TileSpec) -> np.ndarray:
