@@ -876,6 +876,41 @@ def test_output_says_it_was_downscaled_and_by_which_model(m4):
     assert "title" not in plain.attrs
 
 
+def _fill_reference(frames: np.ndarray, iterations: int) -> np.ndarray:
+    """fill_nan's rule in float64 loops: each pass, a NaN cell with valid 3 x 3 neighbours
+    takes their mean; what is left is 0."""
+    values = frames.astype("f8")
+    for _ in range(iterations):
+        grown = values.copy()
+        for idx in zip(*np.nonzero(np.isnan(values)), strict=True):
+            *lead, y, x = idx
+            window = values[(*lead, slice(max(0, y - 1), y + 2), slice(max(0, x - 1), x + 2))]
+            if np.isfinite(window).any():
+                grown[idx] = np.nanmean(window)
+        values = grown
+    return np.nan_to_num(values, nan=0.0)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_land_fill_matches_its_rule(channels_last):
+    import torch
+
+    from xsstsr.nn.networks import fill_nan
+
+    rng = np.random.default_rng(3)
+    frames = rng.normal(size=(2, 3, 17, 23)).astype("f4")
+    frames[:, :, 4:12, 6:15] = np.nan  # a lake too wide to fill in 2 passes
+    frames[0, 1, 0, :] = np.nan  # a coast on the field's edge
+    x = torch.from_numpy(frames.copy())
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    filled = fill_nan(x, 2).numpy()
+    np.testing.assert_allclose(filled, _fill_reference(frames, 2), atol=1e-6)
+    ocean = np.isfinite(frames)
+    assert np.array_equal(filled[ocean], frames[ocean])  # valid cells untouched
+    assert (filled[:, :, 8, 10] == 0).all()  # beyond 2 passes: 0, the mean
+
+
 @pytest.mark.parametrize(
     ("ny", "nx", "tile", "multiple", "count"),
     [(180, 360, 256, 1, 1), (720, 1440, 256, 1, 18), (64, 1024, 256, 1, 1), (101, 77, 32, 2, 8)],

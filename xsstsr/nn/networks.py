@@ -49,29 +49,39 @@ def receptive_halo(architecture: dict[str, Any], pool: int) -> int:
     return -(-reach // pool) * pool
 
 
+def box_sum3(values: Tensor) -> Tensor:
+    """3 x 3 sums over the last two axes, zero outside the field.
+
+    Shifted adds: several times faster than ``avg_pool2d`` on the CPU, and exact on the
+    integer counts of :func:`fill_nan`.
+    """
+    padded = F.pad(values, (1, 1, 1, 1))
+    rows = padded[..., :, :-2] + padded[..., :, 1:-1] + padded[..., :, 2:]
+    return rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]
+
+
 def fill_nan(frames: Tensor, iterations: int) -> Tensor:
     """Fill NaN by repeated 3x3 averaging of valid neighbours, then with 0.
 
     Local and deterministic, so a tiled fill equals a whole-field fill inside the
     halo. ``frames`` is (batch, channels, y, x) in normalised units, where 0 is
-    the climatological mean.
+    the climatological mean. Returns a contiguous (not channels-last) tensor: the
+    pooling that follows is several times faster on the CPU in that layout.
     """
+    frames = frames.contiguous()
     valid = torch.isfinite(frames)
     if bool(valid.all()):  # nothing to fill: the loop below would return the input unchanged
         return frames
-    values = torch.where(valid, frames, torch.zeros((), dtype=frames.dtype, device=frames.device))
+    zero = torch.zeros((), dtype=frames.dtype, device=frames.device)
+    values = torch.where(valid, frames, zero)
     weight = valid.to(frames.dtype)
     for _ in range(iterations):
-        # 3x3 sums (zero outside the field) as 9 x the mean over a zero-padded window
-        total = 9 * F.avg_pool2d(values * weight, 3, stride=1, padding=1, count_include_pad=True)
-        count = 9 * F.avg_pool2d(weight, 3, stride=1, padding=1, count_include_pad=True)
-        count = torch.round(count)
-        grown = torch.where(count > 0, total / count.clamp_min(1.0), values)
+        total = box_sum3(values * weight)
+        count = box_sum3(weight)  # whole numbers: sums of 0 and 1
+        grown = torch.where(count > 0.5, total / count.clamp_min(1.0), values)
         values = torch.where(weight > 0, values, grown)
-        weight = torch.where(weight > 0, weight, (count > 0).to(frames.dtype))
-    return torch.where(
-        weight > 0, values, torch.zeros((), dtype=frames.dtype, device=frames.device)
-    )
+        weight = torch.where(weight > 0, weight, (count > 0.5).to(frames.dtype))
+    return torch.where(weight > 0, values, zero)
 
 
 class ResidualBlock(nn.Module):
@@ -157,6 +167,8 @@ class Generator(nn.Module):
             filled[:, -1:], size, stride=1, padding=ANOMALY_RADIUS, count_include_pad=False
         )
         x = torch.cat([filled - local, valid.to(filled.dtype)], dim=1)
+        if frames.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)  # the convolutions' layout
         with torch.autocast(
             device_type=frames.device.type,
             dtype=autocast or torch.bfloat16,  # any supported dtype when disabled
