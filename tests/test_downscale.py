@@ -912,18 +912,29 @@ def test_land_fill_matches_its_rule(channels_last):
 
 
 @pytest.mark.parametrize(
-    ("ny", "nx", "tile", "multiple", "count"),
-    [(180, 360, 256, 1, 1), (720, 1440, 256, 1, 18), (64, 1024, 256, 1, 1), (101, 77, 32, 2, 8)],
+    ("ny", "nx", "tile", "multiple", "halo", "count"),
+    [
+        (180, 360, 256, 1, 0, 1),  # narrower than a tile: one tile, as the whole field
+        (180, 398, 256, 1, 19, 1),  # the same with its periodic halo: still one
+        (720, 1440, 256, 1, 19, 18),  # 3 rows of 6 near-equal 240 x 240 tiles
+        (64, 1024, 256, 1, 0, 1),
+        (40, 4096, 256, 1, 19, 2),  # a band: wide tiles, no more memory than a square
+        (101, 77, 32, 2, 4, 8),  # x2.5: cuts at whole fine cells
+    ],
 )
-def test_tiles_cover_the_field_once_within_the_area(ny, nx, tile, multiple, count):
+def test_tiles_cover_the_field_once_within_a_squares_memory(ny, nx, tile, multiple, halo, count):
     from xsstsr.inference.tiling import tile_grid
 
-    tiles = tile_grid(ny, nx, tile, multiple)
+    tiles = tile_grid(ny, nx, tile, multiple, halo)
     assert len(tiles) == count
+    for sizes in ({y1 - y0 for y0, y1, _, _ in tiles}, {x1 - x0 for _, _, x0, x1 in tiles}):
+        assert max(sizes) - min(sizes) < 2 * multiple  # near-equal, so they batch
     cover = np.zeros((ny, nx), dtype=int)
     for y0, y1, x0, x1 in tiles:
         cover[y0:y1, x0:x1] += 1
-        assert (y1 - y0) * (x1 - x0) <= tile * tile + multiple * (tile + multiple)
+        height = min(ny, y1 + halo) - max(0, y0 - halo)
+        width = min(nx, x1 + halo) - max(0, x0 - halo)
+        assert height * width <= (tile + 2 * halo) ** 2
         inner = [e for e in (y0, y1, x0, x1) if e not in (ny, nx)]
         assert all(e % multiple == 0 for e in inner)
     assert (cover == 1).all()

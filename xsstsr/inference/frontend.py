@@ -188,9 +188,9 @@ def downscale(
         Tiles per forward pass; chosen from memory when not given.
     tile_size : int, optional
         Tile side in low-resolution pixels before the halo: 256 on the CPU; on a GPU the
-        largest of 1024, 512, ... whose activations fit half the free memory. A tile holds
-        at most its square's area: a field or block narrower than the side runs in wider
-        tiles of the same area.
+        largest of 1024, 512, ... whose activations fit half the free memory. A tile holds at
+        most its square's area, halo included: a field or block narrower than the side runs
+        in wider tiles of no more memory.
     self_ensemble : bool
         Average the generator's output over the eight flips and transposes of each tile
         (geometric self-ensembling): about 8 times the compute for a lower RMSE (sst-x4 on

@@ -108,28 +108,42 @@ def _even_pieces(size: int, parts: int, multiple: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(edges))
 
 
-def tile_grid(ny: int, nx: int, tile: int, multiple: int) -> list[tuple[int, int, int, int]]:
-    """Tiles (y0, y1, x0, x1) covering a ny x nx field, each of at most about ``tile**2``
-    cells: rows of at most ``tile`` cells, each row cut as wide as that area allows.
+def tile_grid(
+    ny: int, nx: int, tile: int, multiple: int, halo: int = 0
+) -> list[tuple[int, int, int, int]]:
+    """Tiles (y0, y1, x0, x1) covering a ny x nx field: rows of at most ``tile`` cells, each
+    row cut into as few near-equal pieces as keep a tile with its halo (clipped at the
+    field's edges) within the ``(tile + 2 * halo) ** 2`` cells of a square tile.
 
-    A budget of area rather than side keeps memory per tile bounded while a block narrower
-    than a tile (a 180 x 360 field, a band of 64 rows) runs in fewer, wider tiles, paying
-    the halo on fewer edges; near-equal pieces keep the tiles one shape, so they batch.
+    A budget of area rather than side keeps the memory of a forward pass what the tile side
+    promises, while a block narrower than a tile (a 180 x 360 field, a band of rows) runs
+    in fewer, wider tiles and pays the halo on fewer edges; near-equal pieces keep the
+    tiles one shape, so they batch.
     """
     if ny <= 0 or nx <= 0:
         return []
+
+    def extent(lo: int, hi: int, size: int) -> int:
+        return min(size, hi + halo) - max(0, lo - halo)
+
     rows = _even_pieces(ny, -(-ny // tile), multiple)
-    height = max(y1 - y0 for y0, y1 in rows)
-    width = max(multiple, tile * tile // height)
-    cols = _even_pieces(nx, -(-nx // width), multiple)
+    height = max(extent(y0, y1, ny) for y0, y1 in rows)
+    budget = (tile + 2 * halo) ** 2
+    parts = max(1, -(-nx // max(1, budget // height)))  # no fewer can fit
+    while True:
+        cols = _even_pieces(nx, parts, multiple)
+        widest = max(extent(x0, x1, nx) for x0, x1 in cols)
+        if height * widest <= budget or len(cols) < parts:  # fits, or cannot cut finer
+            break
+        parts += 1
     return [(y0, y1, x0, x1) for y0, y1 in rows for x0, x1 in cols]
 
 
 def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray:
     """Run the generator over (n, window, y, x) normalised frames; return (n, y*f, x*f).
 
-    The field is cut into tiles of at most ``spec.tile`` squared pixels
-    (:func:`tile_grid`) plus the halo (clipped at the field's edges), tiles of one shape
+    The field is cut into tiles of at most a ``spec.tile`` square's area, halo included
+    (:func:`tile_grid`), plus the halo (clipped at the field's edges), tiles of one shape
     are batched, and the halos are cropped, so the result equals one forward pass over
     the whole field.
     """
@@ -151,7 +165,7 @@ def infer_frames(frames: np.ndarray, spec: TileSpec, model: Model) -> np.ndarray
 
     # Tiles grouped by their (halo-extended) shape so that each group batches.
     groups: dict[tuple[int, int], list[tuple[int, int, int, int, int, int]]] = {}
-    for y0, y1, x0, x1 in tile_grid(ny, nx, tile, pool):
+    for y0, y1, x0, x1 in tile_grid(ny, nx, tile, pool, halo):
         ya, yb = max(0, y0 - halo), min(ny, y1 + halo)
         xa, xb = max(0, x0 - halo), min(nx, x1 + halo)
         groups.setdefault((yb - ya, xb - xa), []).append((y0, y1, ya, x0, x1, xa))
