@@ -9,8 +9,10 @@ Sources (Debian packages, public domain; ``apt-get download ferret-datasets
 libncarg-data`` and ``dpkg -x``, then point ``XSSTSR_FERRET_DIR`` and
 ``XSSTSR_NCARG_DIR`` at their data folders):
 
-- the World Ocean Atlas surface temperature (``ocean_atlas_subset.nc``, 2 degrees,
-  monthly): the large-scale background of every training box;
+- the World Ocean Atlas temperature (``ocean_atlas_subset.nc``, 2 degrees, monthly, 19
+  depths from 0 to 1000 m): its surface is the large-scale background of every synthetic
+  box, and with ``real=True`` each depth is also a real training box of its own
+  (:func:`woa_boxes`: 12 months at 2 degrees, inputs at ``2 * factor`` degrees);
 - etopo5 (5-minute topography): the real coastline of every box (land = elevation > 0);
 - for held-out evaluation only, never for training: COADS (``coads_climatology.cdf``)
   and NCL's STR climatology (``sstdata_netcdf.nc``), both monthly at 2 degrees.
@@ -19,8 +21,9 @@ Each training box is :func:`xsstsr.datasets.synthetic_sst` on that background an
 24 coarse cells a side, at a coarse spacing drawn from 0.05 to 4 degrees, daily or
 monthly, with eddy energy from quiet (0.05 K) to energetic (1 K) varying with the
 season, a front of random strength and, near some coasts, upwelling. Boxes of one
-factor are relabelled onto one grid and stacked in time (``fit`` takes one array). The
-held-out boxes use other seeds, and the real climatologies are coarsened by the factor.
+factor are relabelled onto one grid and stacked in time (``fit`` takes one array). With
+``real=True`` the atlas's 19 depths join them as real boxes. The held-out boxes use
+other seeds, and the real climatologies are coarsened by the factor.
 """
 
 from __future__ import annotations
@@ -134,15 +137,53 @@ def stack(boxes: list[xr.Dataset]) -> xr.Dataset:
     return xr.concat(out, dim="time")
 
 
-def training_truth(factor: float, seeds: tuple[int, ...] = TRAIN_SEEDS) -> xr.Dataset:
-    """The training stack for one factor, with the spacings and steps it spans in attrs."""
+WOA_SPACING = 2.0  # degrees, the atlas's grid
+
+
+def woa_boxes(factor: float) -> list[xr.Dataset]:
+    """Real truths: the World Ocean Atlas at each of its 19 depths, 12 months at 2 degrees,
+    one box a depth (``COARSE_CELLS * factor`` cells a side, windows placed differently at
+    each depth, wrapping in longitude; rows beyond the poles are land, NaN)."""
+    from xsstsr.datasets import open_ocean_atlas
+
+    temp = open_ocean_atlas(ferret_dir() / "ocean_atlas_subset.nc")["temp"].load()
+    n = round(COARSE_CELLS * factor)
+    nlat, nlon = temp.sizes["lat"], temp.sizes["lon"]
+    boxes = []
+    for i in range(temp.sizes["depth"]):
+        lon0 = (37 * i) % nlon
+        lat0 = (11 * i) % (nlat - n + 1) if n < nlat else 0
+        field = temp.isel(depth=i, lon=(lon0 + np.arange(min(n, nlon))) % nlon)
+        field = field.isel(lat=slice(lat0, lat0 + min(n, nlat))).values
+        values = np.full((field.shape[0], n, n), np.nan, dtype="float32")
+        # the atlas dips to -3 degC under polar ice; seawater freezes at about -1.9
+        values[:, : field.shape[1], : field.shape[2]] = np.maximum(field, -1.9)
+        boxes.append(
+            xr.Dataset(
+                {"sst": (("time", "lat", "lon"), values, {"units": "degC"})},
+                coords={"time": temp.time.values, "lat": np.arange(n), "lon": np.arange(n)},
+            )
+        )
+    return boxes
+
+
+def training_truth(
+    factor: float, seeds: tuple[int, ...] = TRAIN_SEEDS, real: bool = False
+) -> xr.Dataset:
+    """The training stack for one factor, with the spacings and steps it spans in attrs;
+    ``real=True`` adds :func:`woa_boxes`."""
     boxes = [box(seed, factor) for seed in seeds]
-    out = stack(boxes)
     spacings = [box_settings(seed)["spacing"] for seed in seeds]
+    if real:
+        woa = woa_boxes(factor)
+        boxes += woa
+        spacings.append(WOA_SPACING * factor)
+    out = stack(boxes)
     out.attrs.update(
         input_spacing_deg=[min(spacings), max(spacings)],
         time_spacing_days=[1.0, 31.0],
         boxes=len(boxes),
+        real_boxes=len(woa) if real else 0,
     )
     return out
 
