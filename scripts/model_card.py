@@ -239,10 +239,10 @@ tile, for about 8 times the compute.
 Held-out data was never used in training or to choose settings: synthetic boxes of other
 seeds, and the real COADS and STR climatologies (2-degree truth; the inputs, their area
 averages by the factor, are coarser than most of the domain: read those rows as a test
-of how far the models carry). `sst-x4` also trained on another real record, the World
-Ocean Atlas at its 19 depths at 2 degrees, so 8-degree inputs are inside its domain; it
-is an SST climatology like COADS and STR, which stay unseen. Scores are cell-area
-weighted RMSE and bias in K.
+of how far the models carry). {real_models} also trained on another real record, the World
+Ocean Atlas at its 19 depths at 2 degrees (inputs at 2 x factor degrees, inside their
+domain); it is an SST climatology like COADS and STR, which stay unseen. Scores are
+cell-area weighted RMSE and bias in K.
 
 """
 
@@ -268,7 +268,14 @@ def main() -> None:
     summary_md = "## Summary\n\n" + "\n".join(rows) + "\n\n"
     print(summary_md)
     if not args.print_only:
-        CARD.write_text(HEADER + summary_md + "\n".join(parts))
+        real = [
+            f"`{n}`"
+            for n in names
+            if "real boxes" in xsstsr.load_model(n).metadata["training"].get("data", "")
+        ]
+        listed = ", ".join(real[:-1]) + " and " + real[-1] if len(real) > 1 else "".join(real)
+        header = HEADER.format(real_models=listed or "No model")
+        CARD.write_text(header + summary_md + "\n".join(parts))
 
 
 if __name__ == "__main__":
