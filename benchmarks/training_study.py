@@ -27,6 +27,7 @@ Usage::
     python benchmarks/training_study.py --records sample heatwave --configs defaults
     python benchmarks/training_study.py --configs losses --json losses.json
     python benchmarks/training_study.py --configs '{"adv_weight": 0.0}' --records coads
+    python benchmarks/training_study.py --configs released   # the released model, no fit
     python benchmarks/training_study.py --quick        # seconds: a smoke run
 """
 
@@ -231,6 +232,8 @@ def scores(
 def named_configs(spec: str) -> list[tuple[str, dict[str, Any]]]:
     if spec == "defaults":
         return [("fit() defaults", {})]
+    if spec == "released":  # the released model of the factor as it is, no fit
+        return [(f"sst-x{FACTOR}, no fit", {"no_fit": True})]
     if spec == "losses":
         out = []
         for config in METHOD_CONFIGS:
@@ -258,11 +261,15 @@ def run_one(
     if quick:
         opts.setdefault("steps", 2)
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # dropped stations, skill warnings
-        model = xsstsr.fit(
-            data["train"], data["train_stations"], factor=FACTOR, progress=False, **opts
-        )
+    no_fit = opts.pop("no_fit", False)
+    if no_fit:
+        model = xsstsr.load_model(f"sst-x{FACTOR}")
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # dropped stations, skill warnings
+            model = xsstsr.fit(
+                data["train"], data["train_stations"], factor=FACTOR, progress=False, **opts
+            )
     elapsed = time.perf_counter() - started
     pred = xsstsr.downscale(coarse, model=model, device="cpu")["sst"]
     row = {
@@ -270,7 +277,7 @@ def run_one(
         "config": label,
         **scores(pred, test["sst"], data["score_times"], data["test_stations"]),
         "train_s": round(elapsed, 1),
-        "steps": model.metadata["training"]["steps_run"],
+        "steps": 0 if no_fit else model.metadata["training"]["steps_run"],
         "val_ratio": (model.validation or {}).get("ratio", math.nan),
         "loss_scale": model.metadata["training"]["loss_scale"],
     }
@@ -327,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--configs",
         default="defaults",
-        help='"defaults", "losses" (the nine), or JSON options (an object or a list)',
+        help='"defaults", "losses" (the nine), "released" (the released model, no fit), or JSON '
+        "options (an object or a list)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true", help="2 steps, small data: smoke run")
