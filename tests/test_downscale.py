@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 import warnings
 from functools import partial
 from pathlib import Path
@@ -597,6 +598,12 @@ def test_metadata_and_history(m4):
 
     bare = run(da, m4, keep_attrs=False)
     assert "long_name" not in bare.attrs
+    # the values are still in the input's units: those are kept whatever keep_attrs says
+    assert bare.attrs["units"] == da.attrs["units"]
+    kelvin = (da + 273.15).assign_attrs(units="K", standard_name="sea_surface_temperature")
+    bare_k = run(kelvin, m4, keep_attrs=False)
+    assert bare_k.attrs["units"] == "K"
+    assert bare_k.attrs["standard_name"] == "sea_surface_temperature"
     assert bare.attrs["source"].startswith("downscaled x4 by xsstsr")  # ours only
     assert bare.attrs["xsstsr_model_sha256"] == m4.sha256
     assert bare.attrs["history"].count("\n") == 0
@@ -607,6 +614,10 @@ def test_metadata_and_history(m4):
     assert out_ds.attrs["history"].splitlines()[:2] == ["line one", "line two"]
     assert len(out_ds.attrs["history"].splitlines()) == 3
     assert out_ds["sst"].attrs["xsstsr_factor"] == 4.0
+    # the variable's own history gets the line as well as the dataset's
+    var_history = run(da.to_dataset(), m4)["sst"].attrs["history"].splitlines()
+    assert var_history[0] == "2020-01-01: created by hand"
+    assert var_history[1] == lines[1]
     assert "title" not in run(ds, m4, keep_attrs=False).attrs
 
     again = run(out.isel(lat=slice(-24, None), lon=slice(-32, None)), m4)
@@ -836,6 +847,45 @@ def test_input_outside_the_declared_domain_warns(model_x4) -> None:
         xsstsr.downscale(coarse, model=model, device="cpu")
     with pytest.warns(xsstsr.DomainWarning, match=r"SST .* degC \(trained on 5\.0\.\.30\.0\)"):
         xsstsr.downscale(inside + 8.0, model=model, device="cpu")
+
+
+@pytest.mark.parametrize(
+    ("units", "step", "warns"),
+    [
+        ("hours since 0000-01-01", 24.0, False),  # daily, counted in hours
+        ("seconds since 1970-01-01", 86400.0, False),
+        ("days since 2000-01-01", 1.0, False),
+        ("months since 2000-01-01", 1.0, True),  # monthly against a daily domain
+        ("hours since 0000-01-01", 730.5, True),  # COADS's monthly climatology, undecoded
+        ("fortnights since 2000-01-01", 1.0, False),  # no known unit: no claim
+    ],
+)
+def test_undecoded_time_is_read_in_its_units(model_x4, units, step, warns) -> None:
+    model = _with_domain(model_x4, time_spacing_days=[1, 1])
+    da = sst_field(nt=3)
+    da = da.assign_coords(time=("time", np.arange(3) * step, {"units": units}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        xsstsr.downscale(da, model=model, device="cpu")
+    domain = [w for w in caught if issubclass(w.category, xsstsr.DomainWarning)]
+    assert bool(domain) == warns, [str(w.message) for w in domain]
+    if warns:
+        assert re.search(r"time step 30\.4\d* days", str(domain[0].message))
+
+
+def test_cells_beyond_a_pole_warn_with_the_fix(m4) -> None:
+    polar = sst_field(nt=2, step=2.0, lat0=-91.0)  # centres -90, -88, ...: cells from -91
+    for da in (polar, polar.isel(lat=slice(None, None, -1))):  # either orientation
+        with pytest.warns(xsstsr.PoleWarning, match=r"2 row\(s\).*up to 90\.75") as caught:
+            out = run(da, m4)
+        assert float(np.abs(out["lat"]).max()) == 90.75  # what was warned of
+        fix = re.search(r"hi\.isel\(.*?<= 90\)", str(caught[0].message)).group(0)
+        kept = eval(fix, {"hi": out, "abs": abs})  # the fix the warning gives, as given
+        assert float(np.abs(kept["lat"]).max()) == 89.75
+        assert kept.sizes["lat"] == out.sizes["lat"] - 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", xsstsr.PoleWarning)
+        run(sst_field(nt=2, step=2.0, lat0=-90.0), m4)  # edge on the pole: nothing beyond
 
 
 def test_output_never_below_freezing_seawater() -> None:

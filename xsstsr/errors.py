@@ -29,6 +29,7 @@ __all__ = [
     "ModelMismatchError",
     "ModelNotFoundError",
     "OptionError",
+    "PoleWarning",
     "SkillWarning",
     "StationsError",
     "TimeAxisWarning",
@@ -153,6 +154,11 @@ class SkillWarning(XsstsrWarning):
 
 class DomainWarning(XsstsrWarning):
     """The input lies outside what the model was trained on (grid spacing, time step, SST)."""
+
+
+class PoleWarning(XsstsrWarning):
+    """The input's cells reach beyond a pole (centres on +-90), so the outermost fine
+    rows have latitudes beyond it."""
 
 
 class TimeAxisWarning(XsstsrWarning):

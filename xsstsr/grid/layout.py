@@ -15,9 +15,25 @@ from ..errors import (
     warn_user,
 )
 
+#: Days in each CF/udunits time unit an undecoded time axis may count in ("hours since ...").
+TIME_UNIT_DAYS = {
+    **dict.fromkeys(("second", "seconds", "sec", "secs", "s"), 1 / 86400),
+    **dict.fromkeys(("minute", "minutes", "min", "mins"), 1 / 1440),
+    **dict.fromkeys(("hour", "hours", "hr", "hrs", "h"), 1 / 24),
+    **dict.fromkeys(("day", "days", "d"), 1.0),
+    **dict.fromkeys(("week", "weeks"), 7.0),
+    # udunits: a month is a twelfth of a tropical year
+    **dict.fromkeys(("month", "months"), 365.242198781 / 12),
+    **dict.fromkeys(("year", "years", "yr", "yrs"), 365.242198781),
+}
 
-def time_as_days(values: np.ndarray) -> np.ndarray:
-    """Datetime, cftime or undecoded numeric time values as float days (for order and gaps)."""
+
+def time_as_days(values: np.ndarray, units: str | None = None) -> np.ndarray | None:
+    """Datetime, cftime or undecoded numeric time values as float days (for order and gaps).
+
+    Numeric values count in their CF ``units`` ("hours since 0000-01-01"), or in days
+    when there are none; ``None`` when the units name no known time unit.
+    """
     values = np.asarray(values)
     if np.issubdtype(values.dtype, np.datetime64):
         return values.astype("datetime64[ns]").astype("int64") / 86400e9
@@ -25,7 +41,12 @@ def time_as_days(values: np.ndarray) -> np.ndarray:
         # differences from the first date: defined in every cftime calendar, year 0 included
         first = values.ravel()[0]
         return np.array([(v - first).total_seconds() / 86400.0 for v in values.ravel()])
-    return values.astype("float64")
+    if units is None or not str(units).strip():
+        return values.astype("float64")
+    unit = str(units).strip().split()[0].lower()
+    if unit not in TIME_UNIT_DAYS:
+        return None
+    return values.astype("float64") * TIME_UNIT_DAYS[unit]
 
 
 @dataclass(frozen=True)
@@ -61,7 +82,8 @@ def canonical_layout(
     flipped = tuple(dim for dim in (lat, lon) if regular_spacing(da[dim].values, dim) < 0)
     if time is None or time not in da.coords:
         return Layout(flipped=flipped)
-    days = time_as_days(da[time].values)
+    days = time_as_days(da[time].values)  # order and gaps only: any unit does
+    assert days is not None  # no units given: never None
     order = np.argsort(days, kind="stable")
     ordered = days[order]
     steps = np.diff(ordered)

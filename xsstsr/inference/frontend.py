@@ -23,6 +23,7 @@ from ..errors import (
     InputDataError,
     InputTypeError,
     ModelMismatchError,
+    PoleWarning,
     warn_user,
 )
 from ..grid.coords import align_source, fine_coordinate
@@ -112,8 +113,10 @@ def domain_departures(
         if not lo / 1.5 <= spacing <= hi * 1.5:
             found.append(f"grid spacing {spacing:g} deg (trained on {lo:g}..{hi:g})")
     if "time_spacing_days" in domain and time is not None and da.sizes[time] > 1:
-        days = np.diff(time_as_days(da[time].values))
-        step = float(np.median(np.abs(days)))
+        coord = da[time]
+        days = time_as_days(coord.values, coord.attrs.get("units", coord.encoding.get("units")))
+        # undecoded time in units that name no time unit: no claim about the step
+        step = float(np.median(np.abs(np.diff(days)))) if days is not None else 0.0
         lo, hi = domain["time_spacing_days"]
         if step > 0 and not lo / 2 <= step <= hi * 2:
             found.append(f"time step {step:g} days (trained on {lo:g}..{hi:g})")
@@ -125,6 +128,21 @@ def domain_departures(
             if low < lo - 2 or top > hi + 2:
                 found.append(f"SST {low:.1f}..{top:.1f} degC (trained on {lo:.1f}..{hi:.1f})")
     return found
+
+
+def _warn_beyond_poles(fine_lat: np.ndarray, lat: Hashable) -> None:
+    """A grid with centres on the poles has cells half beyond them, and so fine rows."""
+    beyond = int(np.count_nonzero(np.abs(fine_lat) > 90.0 + 1e-9))
+    if beyond:
+        name = str(lat)
+        warn_user(
+            f"the input's latitudes reach a pole (cell centres on +-90), so its outermost "
+            f"cells, and {beyond} row(s) of the result, lie beyond it (latitudes up to "
+            f"{float(np.max(np.abs(fine_lat))):g}); drop them with "
+            f"hi.isel({name}=abs(hi[{name!r}].values) <= 90), or drop the polar rows of the "
+            f"input first.",
+            PoleWarning,
+        )
 
 
 def _checked_range(block: np.ndarray, units: str, variable: Hashable) -> np.ndarray:
@@ -197,7 +215,8 @@ def downscale(
         held-out real SST: 0.822 instead of 0.849 x bicubic). For the accurate models; it
         smooths out the texture of a realistic (``-gan``) one.
     keep_attrs : bool
-        Copy the input's attributes to the result.
+        Copy the input's attributes to the result; ``units`` and ``standard_name`` are
+        kept either way.
 
     Returns
     -------
@@ -241,6 +260,7 @@ def downscale(
     layout = canonical_layout(da, lat_dim, lon_dim, time_dim, loaded.window)
     da = layout.canonical(da)
     fine_lat, lat_bounds = fine_coordinate(da[lat_dim], upsample, pool)
+    _warn_beyond_poles(fine_lat, lat_dim)
     fine_lon, lon_bounds = fine_coordinate(da[lon_dim], upsample, pool)
     lon_step = regular_spacing(da[lon_dim].values, lon_dim)
     periodic = is_global_longitude(da[lon_dim].values, lon_step)
@@ -354,7 +374,9 @@ def downscale(
         )
         result = result.where(~mask)
 
-    attrs: dict[Hashable, Any] = dict(da.attrs) if keep_attrs else {}
+    # units and standard_name stay whatever keep_attrs says: the values are in them
+    cf_attrs = {k: da.attrs[k] for k in ("units", "standard_name") if k in da.attrs}
+    attrs: dict[Hashable, Any] = dict(da.attrs) if keep_attrs else cf_attrs
     attrs.update(
         xsstsr_model=loaded.name,
         xsstsr_model_sha256=loaded.sha256,
@@ -375,6 +397,8 @@ def downscale(
         result.attrs = attrs
         return result
 
+    if "history" in attrs:  # the variable's own history gets the line too
+        _append_history(attrs, line)
     result.attrs = attrs
     ds_attrs: dict[Hashable, Any] = dict(obj.attrs) if keep_attrs else {}
     _append_history(ds_attrs, line)
