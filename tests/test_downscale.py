@@ -849,6 +849,17 @@ def test_input_outside_the_declared_domain_warns(model_x4) -> None:
         xsstsr.downscale(inside + 8.0, model=model, device="cpu")
 
 
+def test_refused_input_gets_the_error_without_a_domain_warning(model_x4) -> None:
+    model = _with_domain(model_x4, sst_range_degC=[5.0, 30.0])
+    kelvin_as_celsius = sst_field(nt=2) + 273.15  # still labelled degC
+    all_nan = sst_field(nt=2) * np.nan
+    for bad, error in ((kelvin_as_celsius, xsstsr.UnitsError), (all_nan, xsstsr.InputDataError)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", xsstsr.DomainWarning)
+            with pytest.raises(error):
+                xsstsr.downscale(bad, model=model, device="cpu")
+
+
 @pytest.mark.parametrize(
     ("units", "step", "warns"),
     [

@@ -288,6 +288,16 @@ def downscale(
     )
     inputs = [align_source(s, work, lat_dim, lon_dim, i) for i, s in enumerate(given)]
     inputs.append(to_celsius(work, fields.units))
+    name = fields.variable if fields.variable is not None else "the SST"
+    lazy = any(isinstance(x.data, dsa.Array) for x in inputs)
+    if not lazy:  # refused before any warning about the model's domain
+        sst = np.asarray(inputs[-1].values)
+        if not np.isfinite(sst).any():
+            raise InputDataError(
+                "the SST is NaN everywhere; check the variable, its _FillValue and the "
+                "selected region."
+            )
+        check_physical_range(sst, fields.units, name)
     outside = domain_departures(loaded, inputs[-1], lat_dim, lon_dim, time_dim)
     if outside:
         warn_user(
@@ -299,7 +309,6 @@ def downscale(
             DomainWarning,
         )
 
-    lazy = any(isinstance(x.data, dsa.Array) for x in inputs)
     if not lazy:  # computed here and now: the device must be this process's
         device = resolve_device(device)
     spec = TileSpec(
@@ -316,7 +325,6 @@ def downscale(
         precision=precision,
         self_ensemble=bool(self_ensemble),
     )
-    name = fields.variable if fields.variable is not None else "the SST"
     # a global grid narrower than the halo wraps onto copies of itself
     copies = math.ceil(loaded.halo / da.sizes[lon_dim]) if periodic else 1
     n_fine_lon = fine_lon.size
@@ -334,12 +342,6 @@ def downscale(
         data: Any = downscale_dask(stacked, spec, storage if copies == 1 else None)
     else:
         stacked_np = np.stack([np.asarray(x.values) for x in inputs], axis=0)
-        if not np.isfinite(stacked_np[-1]).any():
-            raise InputDataError(
-                "the SST is NaN everywhere; check the variable, its _FillValue and the "
-                "selected region."
-            )
-        check_physical_range(stacked_np[-1], fields.units, name)
         if copies > 1:
             stacked_np = np.concatenate([stacked_np] * copies, axis=-1)
         data = downscale_numpy(stacked_np, spec)
