@@ -119,6 +119,20 @@ def _cut_at_seam(env):
     return da.assign_coords(lon=("lon", lon, da["lon"].attrs)), down(env)
 
 
+def _cyclic_point(env):
+    """A global 20-degree grid with its first meridian repeated at the end (10 .. 370)."""
+    lon = 10.0 + 20.0 * np.arange(19)
+    da = sst_field(nt=2, nx=19, step=20.0, lat0=-40.0, ny=4).assign_coords(lon=lon)
+    return da, down(env)
+
+
+def _coordinates_as_data_variables(env):
+    """NCL's files: lat(latitude) a data variable, the dimension without coordinates."""
+    da = field()
+    ds = da.to_dataset().swap_dims(lat="latitude").reset_coords("lat")
+    return ds, down(env)
+
+
 def _nan_coordinate(env):
     da = field()
     lon = da["lon"].values.copy()
@@ -244,6 +258,14 @@ CASES: list[Case] = [
         "duplicated-coordinates", _duplicated, E.GridError, ValueError, r"drop_duplicates\('lat'\)"
     ),
     Case("nan-coordinate", _nan_coordinate, E.GridError, ValueError, r"fix or drop them"),
+    Case("cyclic-point", _cyclic_point, E.GridError, ValueError, r"isel\(lon=slice\(0, -1\)\)"),
+    Case(
+        "coordinates-as-data-variables",
+        _coordinates_as_data_variables,
+        E.CoordinateError,
+        ValueError,
+        r"ds\.set_coords\('lat'\)\.swap_dims\(\{'latitude': 'lat'\}\)",
+    ),
     Case(
         "curvilinear-2d-by-name",
         _curvilinear_guessed,

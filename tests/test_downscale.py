@@ -727,6 +727,27 @@ def test_bad_factor(factor):
         sst_field().sstsr.downscale(factor)
 
 
+@pytest.mark.filterwarnings("ignore:guessed 'latitude'")
+def test_the_cyclic_point_and_coordinate_fixes_in_the_errors_work(m4):
+    """A global grid with its first meridian repeated, and lat as a data variable: each
+    error's own fix gives the answer of the plain global grid."""
+    plain = sst_field(nt=2, ny=8, nx=18, step=20.0, lat0=-80.0, lon0=0.0)
+    cyclic = xr.concat([plain, plain.isel(lon=[0]).assign_coords(lon=[370.0])], dim="lon")
+    with pytest.raises(xsstsr.GridError, match="cyclic point") as info:
+        cyclic.sstsr.downscale(model=m4, device="cpu")
+    fix = re.search(r"ds\.isel\(lon=slice\(0, -1\)\)", str(info.value)).group(0)
+    expected = plain.sstsr.downscale(model=m4, device="cpu")
+    np.testing.assert_array_equal(
+        eval(fix, {"ds": cyclic}).sstsr.downscale(model=m4, device="cpu").values, expected.values
+    )
+    stored = plain.to_dataset().swap_dims(lat="latitude").reset_coords("lat")
+    with pytest.raises(xsstsr.CoordinateError, match="data variable") as info:
+        stored.sstsr.downscale(model=m4, device="cpu")
+    fix = str(info.value).split("ds = ")[-1].rstrip(".")
+    mended = eval(fix, {"ds": stored}).sstsr.downscale(model=m4, device="cpu")
+    np.testing.assert_array_equal(mended["sst"].values, expected.values)
+
+
 def test_the_seam_fix_in_the_error_works(m4):
     """A box over the prime meridian stored as 0..360: the GridError's own fix runs."""
     box = sst_field(nt=2, lon0=-4.0, step=0.25).assign_coords(lon=lambda d: d.lon % 360)

@@ -411,11 +411,32 @@ def find_fields(
                     f"{tuple(curvilinear)} span it; curvilinear or 2-D grids are not supported. "
                     "Regrid to a regular 1-D latitude/longitude grid first (e.g. with xESMF)."
                 )
+            along = (
+                [n for n, v in obj.data_vars.items() if v.dims == (dim,)]
+                if isinstance(obj, xr.Dataset)
+                else []
+            )
+            if along:  # e.g. NCL's files: lat(latitude) stored as a data variable
+                var = str(along[0])
+                fix = f"ds.set_coords({var!r}).swap_dims({{{str(dim)!r}: {var!r}}})"
+                raise CoordinateError(
+                    f"dimension {dim!r} has no coordinate values, but the data variable(s) "
+                    f"{[str(n) for n in along]} lie along it; make one its coordinate with "
+                    f"ds = {fix}."
+                )
             raise CoordinateError(
                 f"dimension {dim!r} has no coordinate values; assign them, e.g. "
                 f"da.assign_coords({dim}=...)."
             )
-        regular_spacing(da[dim].values, dim)
+        step = regular_spacing(da[dim].values, dim)
+        if dim == lon_dim and da.sizes[dim] > 2 and is_global_longitude(da[dim][1:].values, step):
+            first, last = float(da[dim][0]), float(da[dim][-1])
+            raise GridError(
+                f"{dim!r} runs from {first:g} to {last:g}: its last meridian repeats the first "
+                f"(a cyclic point, as added for plotting), so the two copies would be "
+                f"downscaled apart; drop it with ds.isel({dim}=slice(0, -1)) (the grid is "
+                "global without it)."
+            )
     for dim, size in da.sizes.items():
         if size == 0:
             raise InputDataError(

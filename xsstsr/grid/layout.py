@@ -28,12 +28,9 @@ TIME_UNIT_DAYS = {
 }
 
 
-def time_as_days(values: np.ndarray, units: str | None = None) -> np.ndarray | None:
-    """Datetime, cftime or undecoded numeric time values as float days (for order and gaps).
-
-    Numeric values count in their CF ``units`` ("hours since 0000-01-01"), or in days
-    when there are none; ``None`` when the units name no known time unit.
-    """
+def time_as_days(values: np.ndarray) -> np.ndarray:
+    """Datetime, cftime or undecoded numeric time values as float days (for order and gaps;
+    numeric values as they are: see :func:`numeric_time_unit_days` for their unit)."""
     values = np.asarray(values)
     if np.issubdtype(values.dtype, np.datetime64):
         return values.astype("datetime64[ns]").astype("int64") / 86400e9
@@ -41,12 +38,15 @@ def time_as_days(values: np.ndarray, units: str | None = None) -> np.ndarray | N
         # differences from the first date: defined in every cftime calendar, year 0 included
         first = values.ravel()[0]
         return np.array([(v - first).total_seconds() / 86400.0 for v in values.ravel()])
+    return values.astype("float64")
+
+
+def numeric_time_unit_days(units: object) -> float | None:
+    """Days in the unit of an undecoded CF time axis ("hours since 0000-01-01" -> 1/24);
+    1 when there are no units, None when they name no known time unit."""
     if units is None or not str(units).strip():
-        return values.astype("float64")
-    unit = str(units).strip().split()[0].lower()
-    if unit not in TIME_UNIT_DAYS:
-        return None
-    return values.astype("float64") * TIME_UNIT_DAYS[unit]
+        return 1.0
+    return TIME_UNIT_DAYS.get(str(units).strip().split()[0].lower())
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,6 @@ def canonical_layout(
     if time is None or time not in da.coords:
         return Layout(flipped=flipped)
     days = time_as_days(da[time].values)  # order and gaps only: any unit does
-    assert days is not None  # no units given: never None
     order = np.argsort(days, kind="stable")
     ordered = days[order]
     steps = np.diff(ordered)

@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..grid.coords import align_source, fine_coordinate
 from ..grid.land import fine_land_mask
-from ..grid.layout import canonical_layout, time_as_days
+from ..grid.layout import canonical_layout, numeric_time_unit_days, time_as_days
 from ..models.container import Model
 from ..models.weights import model_for
 from .cache import register
@@ -114,9 +114,12 @@ def domain_departures(
             found.append(f"grid spacing {spacing:g} deg (trained on {lo:g}..{hi:g})")
     if "time_spacing_days" in domain and time is not None and da.sizes[time] > 1:
         coord = da[time]
-        days = time_as_days(coord.values, coord.attrs.get("units", coord.encoding.get("units")))
-        # undecoded time in units that name no time unit: no claim about the step
-        step = float(np.median(np.abs(np.diff(days)))) if days is not None else 0.0
+        per_unit: float | None = 1.0  # datetime and cftime values come in days
+        if coord.dtype.kind in "iuf":  # undecoded: in its CF units
+            per_unit = numeric_time_unit_days(coord.attrs.get("units", coord.encoding.get("units")))
+        days = time_as_days(coord.values)
+        # no claim about the step of a time axis in units that name no time unit
+        step = float(np.median(np.abs(np.diff(days)))) * per_unit if per_unit else 0.0
         lo, hi = domain["time_spacing_days"]
         if step > 0 and not lo / 2 <= step <= hi * 2:
             found.append(f"time step {step:g} days (trained on {lo:g}..{hi:g})")
@@ -377,8 +380,9 @@ def downscale(
         result = result.where(~mask)
 
     # units and standard_name stay whatever keep_attrs says: the values are in them
-    cf_attrs = {k: da.attrs[k] for k in ("units", "standard_name") if k in da.attrs}
-    attrs: dict[Hashable, Any] = dict(da.attrs) if keep_attrs else cf_attrs
+    attrs: dict[Hashable, Any] = dict(da.attrs)
+    if not keep_attrs:
+        attrs = {k: v for k, v in attrs.items() if k in ("units", "standard_name")}
     attrs.update(
         xsstsr_model=loaded.name,
         xsstsr_model_sha256=loaded.sha256,
