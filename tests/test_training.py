@@ -188,6 +188,60 @@ def test_same_seed_same_weights(truth: xr.Dataset, stations: pd.DataFrame) -> No
     assert max_state_diff(first, other) > 1e-4
 
 
+def test_a_global_grid_trains_the_same_wherever_its_seam_is(
+    truth: xr.Dataset, stations: pd.DataFrame
+) -> None:
+    """The same global record stored 0..360 and -180..180 (and its stations in either
+    convention): the same patches, so the same model and validation."""
+    lon = 360.0 / 32 * (np.arange(32) + 0.5)
+    east = truth.assign_coords(lon=("lon", lon, truth["lon"].attrs))
+    moved = east.assign_coords(lon=(east["lon"] + 180) % 360 - 180).sortby("lon")
+    assert not np.array_equal(moved["sst"].values, east["sst"].values)  # a real roll
+    sta = stations.assign(lon=np.interp(stations["lon"], truth["lon"].values, lon))
+    sta_west = sta.assign(lon=(sta["lon"] + 180) % 360 - 180)
+    kwargs = dict(TINY, seed=3, validation=0.25)
+    first = quiet_fit(east, sta, **kwargs)
+    second = quiet_fit(moved, sta_west, **kwargs)
+    assert first.metadata["training"]["n_stations"] == len(stations["station"].unique())
+    assert second.metadata["training"]["n_stations"] == first.metadata["training"]["n_stations"]
+    assert_same_state(first, second, atol=1e-4)
+    assert second.validation["rmse"] == pytest.approx(first.validation["rmse"], rel=1e-5)
+
+
+def test_stations_on_a_record_without_datetimes_get_the_fix(
+    truth: xr.Dataset, stations: pd.DataFrame
+) -> None:
+    noleap = truth.convert_calendar("noleap")
+    with pytest.raises(xsstsr.StationsError, match=r"convert_calendar\('standard'"):
+        quiet_fit(noleap, stations, **TINY)
+    numeric = truth.assign_coords(time=("time", np.arange(8.0), {"units": "days since 2000-01-01"}))
+    with pytest.raises(xsstsr.StationsError, match=r"assign_coords\(time=pd\.date_range"):
+        quiet_fit(numeric, stations, time="time", **TINY)
+    mended = quiet_fit(noleap.convert_calendar("standard", use_cftime=False), stations, **TINY)
+    assert mended.metadata["training"]["n_stations"] > 0
+
+
+def test_an_infinite_truth_value_is_missing_as_in_downscale(truth: xr.Dataset) -> None:
+    holed = truth.copy(deep=True)
+    holed["sst"].values[3, 10, 10] = np.inf
+    nan = truth.copy(deep=True)
+    nan["sst"].values[3, 10, 10] = np.nan
+    model = xsstsr.fit(holed, **TINY)
+    assert np.isfinite(model.domain["sst_range_degC"]).all()
+    assert_same_state(model, xsstsr.fit(nan, **TINY))
+    assert np.isinf(holed["sst"].values[3, 10, 10])  # the input is untouched
+
+
+def test_a_validation_share_that_holds_nothing_out_says_so(truth: xr.Dataset) -> None:
+    with pytest.warns(UserWarning, match=r"holds none out .* validation>=0\.125"):
+        model = xsstsr.fit(truth, **dict(TINY, validation=0.01))  # round(8 x 0.01) = 0
+    assert model.validation["held_out"] is False
+    assert model.metadata["training"]["validation_steps"] == []
+    held = xsstsr.fit(truth, **dict(TINY, validation=0.125))
+    assert held.validation["held_out"] is True
+    assert len(held.metadata["training"]["validation_steps"]) == 1
+
+
 RESUME: dict[str, Any] = dict(
     factor=4,
     epochs=2,

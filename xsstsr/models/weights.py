@@ -255,15 +255,15 @@ def load_model(model: str | os.PathLike[str] | Model) -> Model:
     path = Path(text).expanduser()
     looks_like_path = path.suffix == ".safetensors" or os.sep in text or path.exists()
     if looks_like_path:
-        if path.suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin"):
-            raise WeightsError(
-                f"{text!r} looks like a pickle-based checkpoint; xsstsr loads safetensors only. "
-                "Convert it with safetensors.torch.save_file(state_dict, 'model.safetensors')."
-            )
         if not path.is_file():
             raise ModelNotFoundError(
                 f"weights file {text!r} does not exist; pass an existing .safetensors path or a "
                 f"registry name from {available_models()}."
+            )
+        if path.suffix in (".pt", ".pth", ".pkl", ".ckpt", ".bin"):
+            raise WeightsError(
+                f"{text!r} looks like a pickle-based checkpoint; xsstsr loads safetensors only. "
+                "Convert it with safetensors.torch.save_file(state_dict, 'model.safetensors')."
             )
         loaded = Model.from_file(path)
         loaded.source = str(path.resolve())

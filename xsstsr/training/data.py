@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..cf.criteria import find_fields, regular_spacing
+from ..cf.criteria import find_fields, is_global_longitude, regular_spacing
 from ..cf.units import check_physical_range_of, to_celsius
 from ..errors import GridError, InputDataError, StationsError, warn_user
 from ..grid.coords import align_source, fine_coordinate
@@ -36,6 +36,7 @@ class TrainingData:
     coarse_lon: np.ndarray
     mode: str
     inputs: list[str] = field(default_factory=lambda: ["sst"])
+    periodic: bool = False  # global in longitude; then rolled to start east of 0 E
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -100,6 +101,7 @@ def prepare_data(
             "first, e.g. ds.isel(depth=0)."
         )
     da = to_celsius(da.transpose(fields.time, fields.lat, fields.lon), fields.units)
+    da = da.where(np.isfinite(da))  # an infinite value is missing, as downscale reads it
     check_physical_range_of(da, fields.units, fields.variable or "the SST")
     lat_dim, lon_dim, time_dim = fields.lat, fields.lon, fields.time
     if target is None:
@@ -134,6 +136,7 @@ def prepare_data(
         )
         t_lat, t_lon = tfields.lat, tfields.lon
         tda = to_celsius(tda, tfields.units).transpose(tfields.time, t_lat, t_lon)
+        tda = tda.where(np.isfinite(tda))
         tda = tda.rename({tfields.time: time_dim, t_lat: lat_dim, t_lon: lon_dim})
         ratio = regular_spacing(low[lat_dim].values, lat_dim) / regular_spacing(
             tda[lat_dim].values, lat_dim
@@ -165,6 +168,11 @@ def prepare_data(
         coarse_lat = low[lat_dim].values.astype("float64")
         coarse_lon = low[lon_dim].values.astype("float64")
         mode = "target"
+    periodic = is_global_longitude(coarse_lon, regular_spacing(coarse_lon, lon_dim))
+    if periodic:
+        low, high, coarse_lon, fine_lon = _canonical_seam(
+            low, high, coarse_lon, fine_lon, lon_dim, up, pool
+        )
     lows: list[Any] = []
     names: list[str] = []
     for i, source in enumerate(sources or []):
@@ -185,6 +193,37 @@ def prepare_data(
         coarse_lon=coarse_lon,
         mode=mode,
         inputs=names,
+        periodic=periodic,
+    )
+
+
+def _canonical_seam(
+    low: xr.DataArray,
+    high: xr.DataArray,
+    coarse_lon: np.ndarray,
+    fine_lon: np.ndarray,
+    lon: Hashable,
+    up: int,
+    pool: int,
+) -> tuple[xr.DataArray, xr.DataArray, np.ndarray, np.ndarray]:
+    """A global grid rolled so that it starts at the nested blocks' westernmost edge east
+    of 0 E, in 0..360: where the file puts the seam (-180..180 or 21..379) then does not
+    change which cells a patch draw cuts, so neither the model nor its validation."""
+    step = float(coarse_lon[1] - coarse_lon[0])
+    fine_step = float(fine_lon[1] - fine_lon[0])
+    starts = np.arange(0, coarse_lon.size, pool)  # block starts: pool coarse, up fine cells
+    edges = np.round((coarse_lon[starts] - step / 2) % 360.0, 6) % 360.0
+    k = int(starts[np.argmin(edges)])
+    edge = float(edges.min())
+    low = low.roll({lon: -k}, roll_coords=False)
+    high = high.roll({lon: -k * up // pool}, roll_coords=False)
+    coarse_lon = edge + (np.arange(coarse_lon.size) + 0.5) * step
+    fine_lon = edge + (np.arange(fine_lon.size) + 0.5) * fine_step
+    return (
+        low.assign_coords({lon: coarse_lon}),
+        high.assign_coords({lon: fine_lon}),
+        coarse_lon,
+        fine_lon,
     )
 
 
@@ -255,7 +294,18 @@ def prepare_stations(
     columns: Mapping[str, Hashable] | None,
     units: str = "degC",
 ) -> StationData:
+    if not np.issubdtype(np.asarray(data.times).dtype, np.datetime64):
+        raise StationsError(
+            "stations are matched to the record's time steps as dates, but its time axis "
+            f"holds {np.asarray(data.times).dtype} values (cftime or undecoded); give it "
+            "datetime64 steps first: ds.convert_calendar('standard', use_cftime=False) for a "
+            "cftime calendar, or ds.assign_coords(time=pd.date_range(...)) for a climatology "
+            "or numeric time."
+        )
     table = read_stations(stations, columns, units)
+    if data.periodic:  # the grid starts east of 0 E: any longitude convention lands on it
+        west = data.coarse_lon[0] - (data.coarse_lon[1] - data.coarse_lon[0]) / 2
+        table = table.assign(lon=west + (table["lon"] - west) % 360.0)
     first = data.low[-1][0]
     ocean = np.isfinite(np.asarray(first))
     table = drop_outside(table, data.coarse_lat, data.coarse_lon, data.times, ocean)

@@ -169,6 +169,14 @@ def train(
         )
     mean, std = init.normalisation if init is not None else normalisation_statistics(data.low[-1])
     train_times, val_times = split_times(nt, cfg.validation, cfg.validation_blocks, window)
+    held_out = bool(np.setdiff1d(val_times, train_times).size)
+    if cfg.validation > 0 and not held_out:
+        warn_user(
+            f"validation={cfg.validation:g} of {nt} time steps holds none out "
+            f"(round({nt} x {cfg.validation:g}) = 0): the best checkpoint is chosen on the "
+            f"training frames. Pass validation>={1 / nt:.3g} to hold a step out, or "
+            "validation=0 to say so."
+        )
     plan = resolve(cfg.replace(window=window), len(train_times), ny, nx, data.pool)
     sampler = PatchSampler(data, window, plan.patch_size, mean, std, stations)
     total = plan.steps
@@ -232,7 +240,7 @@ def train(
         "ema": cfg.ema,
         "seed": cfg.seed,
         "validation": cfg.validation,
-        "validation_steps": [int(t) for t in val_times] if cfg.validation else [],
+        "validation_steps": [int(t) for t in val_times] if held_out else [],
         "shape": list(data.shape),
         "period": [str(data.times[0]), str(data.times[-1])],
         "n_stations": 0 if stations is None else len(stations.ids),
@@ -346,7 +354,7 @@ def train(
             best_gen.load_state_dict(scored.state_dict())
         else:
             loop["bad"] += 1
-            if cfg.patience is not None and cfg.validation > 0 and loop["bad"] >= cfg.patience:
+            if cfg.patience is not None and held_out and loop["bad"] >= cfg.patience:
                 loop["stopped"] = True
 
     from tqdm.auto import tqdm
@@ -471,7 +479,7 @@ def train(
         "rmse_bicubic": best_bicubic,
         "ratio": best_rmse / best_bicubic if best_bicubic > 0 else math.nan,
         "step": int(loop["best_step"]),
-        "held_out": cfg.validation > 0,
+        "held_out": held_out,
         "patches": VALIDATION_PATCHES,
     }
     training_info.update(
