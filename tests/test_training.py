@@ -544,6 +544,15 @@ def test_bad_loss_config(truth: xr.Dataset, kwargs: dict[str, Any], match: str) 
         xsstsr.fit(truth, **{**TINY, **kwargs})
 
 
+@pytest.mark.parametrize(("factor", "crop"), [(4, 28), (2.5, 30)])
+def test_a_grid_not_a_multiple_of_the_factor_gets_the_right_crop(truth, factor, crop) -> None:
+    odd = truth.isel(lat=slice(0, 31))
+    with pytest.raises(xsstsr.GridError, match=rf"isel\(lat=slice\(0, {crop}\)\)"):
+        xsstsr.fit(odd, **dict(TINY, factor=factor))
+    cropped = odd.isel(lat=slice(0, crop), lon=slice(0, crop if factor == 2.5 else 32))
+    assert xsstsr.fit(cropped, **dict(TINY, factor=factor)).metadata["training"]["steps_run"] >= 1
+
+
 def test_window_longer_than_record() -> None:
     short = synthetic_sst(32, 32, periods=2)
     with pytest.raises(xsstsr.InputDataError, match="window=3"):

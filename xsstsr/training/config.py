@@ -119,7 +119,8 @@ class FitConfig:
     name : str, optional
         The model's name (default ``sst-x<factor>-<loss>``).
     architecture : mapping, optional
-        Generator sizes (``features``, ``blocks``, ``up_features``, ``fill_iterations``).
+        Generator sizes (``features``, ``blocks``, ``up_features``, ``fill_iterations``)
+        and ``conserve`` (keep each coarse cell's mean).
     init : "auto", str, path, Model or None
         Start from these weights (a released name such as ``"sst-x4"``, a file, or a
         :class:`~xsstsr.Model`): fine-tuning. Factor, window, inputs and architecture
@@ -338,6 +339,20 @@ def _validate(cfg: FitConfig) -> None:
         raise FitConfigError(
             f"architecture must be a mapping such as {{'features': 32}}, got {cfg.architecture!r}."
         )
+    for key, value in (cfg.architecture or {}).items():
+        if key not in ARCHITECTURE_KEYS:
+            raise FitConfigError(
+                f"architecture has no option {key!r}; use {sorted(ARCHITECTURE_KEYS)}."
+            )
+        wanted = ARCHITECTURE_KEYS[key]
+        ok = isinstance(value, wanted) and (wanted is not int or not isinstance(value, bool))
+        if not ok or (wanted is int and value < (0 if key == "blocks" else 1)):
+            least = 0 if key == "blocks" else 1
+            raise FitConfigError(
+                f"architecture[{key!r}] must be "
+                + ("True or False" if wanted is bool else f"an integer >= {least}")
+                + f", got {value!r}."
+            )
     if cfg.resume and cfg.checkpoint_dir is None:
         raise FitConfigError("resume=True needs checkpoint_dir= (where the checkpoint is).")
     if cfg.checkpoint_dir is not None:
@@ -361,6 +376,16 @@ def _check_writable(directory: Path) -> None:
             f"checkpoint_dir {str(directory)!r} is not writable (no write permission on "
             f"{str(probe)!r}); pass a directory you can write to."
         )
+
+
+#: The generator options ``architecture=`` may set, and their types.
+ARCHITECTURE_KEYS: dict[str, type] = {
+    "features": int,
+    "blocks": int,
+    "up_features": int,
+    "fill_iterations": int,
+    "conserve": bool,
+}
 
 
 # -- defaults derived from the data ------------------------------------------------------

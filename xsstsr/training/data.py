@@ -113,7 +113,7 @@ def prepare_data(
                 raise GridError(
                     f"the {dim!r} size {high.sizes[dim]} is not a multiple of the factor "
                     f"{float(frac):g}; crop it, e.g. .isel({dim}=slice(0, "
-                    f"{high.sizes[dim] - (high.sizes[dim] * pool) % up // pool or 1}))."
+                    f"{high.sizes[dim] - high.sizes[dim] % up or up}))."
                 )
         fine_lat = high[lat_dim].values.astype("float64")
         fine_lon = high[lon_dim].values.astype("float64")
