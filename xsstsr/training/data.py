@@ -36,7 +36,7 @@ class TrainingData:
     coarse_lon: np.ndarray
     mode: str
     inputs: list[str] = field(default_factory=lambda: ["sst"])
-    periodic: bool = False  # global in longitude; then rolled to start east of 0 E
+    periodic: bool = False  # global in longitude; then rolled to start near 0 E
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -206,15 +206,16 @@ def _canonical_seam(
     up: int,
     pool: int,
 ) -> tuple[xr.DataArray, xr.DataArray, np.ndarray, np.ndarray]:
-    """A global grid rolled so that it starts at the nested blocks' westernmost edge east
-    of 0 E, in 0..360: where the file puts the seam (-180..180 or 21..379) then does not
-    change which cells a patch draw cuts, so neither the model nor its validation."""
+    """A global grid rolled so that it starts at the nested blocks' edge nearest 0 E (the
+    eastern one of two as near): where the file puts the seam (-180..180, 0..360 or
+    21..379) then does not change which cells a patch draw cuts, so neither the model nor
+    its validation. A grid stored from near 0 E is left as it is."""
     step = float(coarse_lon[1] - coarse_lon[0])
     fine_step = float(fine_lon[1] - fine_lon[0])
     starts = np.arange(0, coarse_lon.size, pool)  # block starts: pool coarse, up fine cells
-    edges = np.round((coarse_lon[starts] - step / 2) % 360.0, 6) % 360.0
-    k = int(starts[np.argmin(edges)])
-    edge = float(edges.min())
+    edges = np.round((coarse_lon[starts] - step / 2 + 180.0) % 360.0 - 180.0, 6)
+    best = int(np.lexsort((-edges, np.abs(edges)))[0])
+    k, edge = int(starts[best]), float(edges[best])
     low = low.roll({lon: -k}, roll_coords=False)
     high = high.roll({lon: -k * up // pool}, roll_coords=False)
     coarse_lon = edge + (np.arange(coarse_lon.size) + 0.5) * step
@@ -303,7 +304,7 @@ def prepare_stations(
             "or numeric time."
         )
     table = read_stations(stations, columns, units)
-    if data.periodic:  # the grid starts east of 0 E: any longitude convention lands on it
+    if data.periodic:  # the grid starts near 0 E: any longitude convention lands on it
         west = data.coarse_lon[0] - (data.coarse_lon[1] - data.coarse_lon[0]) / 2
         table = table.assign(lon=west + (table["lon"] - west) % 360.0)
     first = data.low[-1][0]
