@@ -206,6 +206,18 @@ def test_a_global_grid_trains_the_same_wherever_its_seam_is(
     assert second.metadata["training"]["n_stations"] == first.metadata["training"]["n_stations"]
     assert_same_state(first, second, atol=1e-4)
     assert second.validation["rmse"] == pytest.approx(first.validation["rmse"], rel=1e-5)
+    # target mode with a fusion source, each in its file's own convention
+    sources = []
+    for grid in (east, moved):
+        low = coarsen_truth(grid, 4)
+        lagged = (low.sst.shift(time=1).fillna(low.sst) * 0.5 + 3.0).rename("lagged")
+        lagged.attrs = {"units": "degC"}
+        sources.append((low, grid, lagged))
+    fused = [
+        xsstsr.fit(low, target=grid, sources=[lagged], **dict(TINY, seed=3, validation=0.25))
+        for low, grid, lagged in sources
+    ]
+    assert_same_state(fused[0], fused[1], atol=1e-4)
 
 
 def test_stations_on_a_record_without_datetimes_get_the_fix(

@@ -168,21 +168,17 @@ def prepare_data(
         coarse_lat = low[lat_dim].values.astype("float64")
         coarse_lon = low[lon_dim].values.astype("float64")
         mode = "target"
+    # fusion sources first, on the SST's grid as the file has it; the SST last
+    inputs = [align_source(s, low, lat_dim, lon_dim, i) for i, s in enumerate(sources or [])]
+    names = [str(s.name or f"source{i}") for i, s in enumerate(sources or [])] + ["sst"]
+    inputs.append(low)
     periodic = is_global_longitude(coarse_lon, regular_spacing(coarse_lon, lon_dim))
     if periodic:
-        low, high, coarse_lon, fine_lon = _canonical_seam(
-            low, high, coarse_lon, fine_lon, lon_dim, up, pool
+        inputs, high, coarse_lon, fine_lon = _canonical_seam(
+            inputs, high, coarse_lon, fine_lon, lon_dim, up, pool
         )
-    lows: list[Any] = []
-    names: list[str] = []
-    for i, source in enumerate(sources or []):
-        aligned = align_source(source, low, lat_dim, lon_dim, i)
-        lows.append(_as_array(aligned))
-        names.append(str(source.name or f"source{i}"))
-    lows.append(_as_array(low))
-    names.append("sst")
     return TrainingData(
-        low=lows,
+        low=[_as_array(x) for x in inputs],
         high=_as_array(high),
         upsample=up,
         pool=pool,
@@ -198,14 +194,14 @@ def prepare_data(
 
 
 def _canonical_seam(
-    low: xr.DataArray,
+    lows: list[xr.DataArray],
     high: xr.DataArray,
     coarse_lon: np.ndarray,
     fine_lon: np.ndarray,
     lon: Hashable,
     up: int,
     pool: int,
-) -> tuple[xr.DataArray, xr.DataArray, np.ndarray, np.ndarray]:
+) -> tuple[list[xr.DataArray], xr.DataArray, np.ndarray, np.ndarray]:
     """A global grid rolled so that it starts at the nested blocks' edge nearest 0 E (the
     eastern one of two as near): where the file puts the seam (-180..180, 0..360 or
     21..379) then does not change which cells a patch draw cuts, so neither the model nor
@@ -216,16 +212,11 @@ def _canonical_seam(
     edges = np.round((coarse_lon[starts] - step / 2 + 180.0) % 360.0 - 180.0, 6)
     best = int(np.lexsort((-edges, np.abs(edges)))[0])
     k, edge = int(starts[best]), float(edges[best])
-    low = low.roll({lon: -k}, roll_coords=False)
-    high = high.roll({lon: -k * up // pool}, roll_coords=False)
     coarse_lon = edge + (np.arange(coarse_lon.size) + 0.5) * step
     fine_lon = edge + (np.arange(fine_lon.size) + 0.5) * fine_step
-    return (
-        low.assign_coords({lon: coarse_lon}),
-        high.assign_coords({lon: fine_lon}),
-        coarse_lon,
-        fine_lon,
-    )
+    lows = [x.roll({lon: -k}, roll_coords=False).assign_coords({lon: coarse_lon}) for x in lows]
+    high = high.roll({lon: -k * up // pool}, roll_coords=False)
+    return lows, high.assign_coords({lon: fine_lon}), coarse_lon, fine_lon
 
 
 def _coarse_centres(fine: np.ndarray, name: Hashable, up: int, pool: int) -> np.ndarray:
