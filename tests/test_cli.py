@@ -299,6 +299,50 @@ def test_downscale_replaces_an_existing_output_only_with_overwrite(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nc"]
 
 
+def test_no_command_writes_over_its_input_or_an_existing_file_unasked(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    inp = tmp_path / "in.nc"
+    inp.write_bytes(files["coarse"].read_bytes())
+    kept = inp.read_bytes()
+    # downscale IN IN: refused even with --overwrite
+    assert cli.main(["downscale", str(inp), str(inp), "--overwrite", "--no-progress"]) == 3
+    assert "would destroy the input" in capsys.readouterr().err
+    assert inp.read_bytes() == kept
+    # evaluate --out over its input, and over an existing file without --overwrite
+    base = ["evaluate", str(files["coarse"]), "--truth", str(files["coarse"]), "--by", "none"]
+    table = tmp_path / "table.csv"
+    assert cli.main([*base[:2], "--truth", str(inp), "--out", str(inp), "--overwrite"]) == 3
+    assert "would destroy the input" in capsys.readouterr().err
+    assert inp.read_bytes() == kept
+    table.write_text("the previous table")
+    assert cli.main([*base, "--out", str(table)]) == 3
+    assert "exists; use --overwrite" in capsys.readouterr().err
+    assert table.read_text() == "the previous table"
+    assert cli.main([*base, "--out", str(table), "--overwrite"]) == 0
+    assert table.read_text().startswith("source,")
+    # fit over an existing model
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"a previous model")
+    fit = ["fit", str(files["truth"]), str(model), "--steps", "2", "--init", "none"]
+    fit += ["--validation", "0"]
+    assert cli.main([*fit, "--no-progress"]) == 3
+    assert "exists; use --overwrite" in capsys.readouterr().err
+    assert model.read_bytes() == b"a previous model"
+    assert cli.main([*fit, "--no-progress", "--overwrite"]) == 0
+    assert xsstsr.load_model(model).factor == 4
+
+
+def test_quickstart_refuses_a_png_in_a_missing_folder_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "q.zarr"
+    argv = ["quickstart", "--out", str(out), "--png", str(tmp_path / "nodir" / "q.png")]
+    assert cli.main(argv) == 3
+    assert "does not exist; create it" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_downscale_refuses_an_output_inside_a_file(
     tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

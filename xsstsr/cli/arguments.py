@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--stations", default=None, help="CSV: station,time,lat,lon,sst")
     _add_names(fit, time=True)
     fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    fit.add_argument("--overwrite", action="store_true", help="replace an existing MODEL")
     _add_fit_options(fit)
 
     ev = add(
@@ -223,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_names(ev, time=False)
     ev.add_argument("--out", default=None, help="also write the table as CSV")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
     add(
         "models",

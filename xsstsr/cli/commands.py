@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .arguments import EXIT_OK, UsageError, fit_option_names
-from .inputs import check_outputs, open_input, read_stations_csv, with_units
+from .inputs import (
+    check_outputs,
+    open_input,
+    read_stations_csv,
+    refuse_an_existing_file,
+    refuse_an_input_as_output,
+    with_units,
+)
 
 if TYPE_CHECKING:
     pass
@@ -47,6 +54,7 @@ def _downscale(args: argparse.Namespace) -> int:
     from ..inference import downscale
     from ..io import write_dataset
 
+    refuse_an_input_as_output(args.output, IN=args.input)
     check_outputs(args.output, overwrite=args.overwrite)  # a bad OUT fails before any work
     ds, renamed = open_input(args.input, chunks=args.chunks, what="IN")
     ds = with_units(ds, args.variable, args.units)
@@ -75,6 +83,8 @@ def _fit(args: argparse.Namespace) -> int:
         from ..errors import InputDataError
 
         raise InputDataError(f"MODEL must end in .safetensors, got {args.output!r}.")
+    refuse_an_input_as_output(args.output, IN=args.input, **{"--target": args.target})
+    refuse_an_existing_file(args.output, overwrite=args.overwrite, option="MODEL")
     ds, renamed = open_input(args.input, chunks={}, what="IN")
     ds = with_units(ds, args.variable, args.units)
     target = open_input(args.target, chunks={}, what="--target")[0] if args.target else None
@@ -109,6 +119,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if not args.truth and not args.stations:
         raise UsageError("evaluate needs --truth and/or --stations")
+    if args.out:  # before any work
+        given = {"--truth": args.truth, "--coarse": args.coarse, "--stations": args.stations}
+        refuse_an_input_as_output(args.out, HIGHRES=args.input, **given)
+        refuse_an_existing_file(args.out, overwrite=args.overwrite, option="--out")
     high, renamed = open_input(args.input, chunks="auto", what="HIGHRES")
     high = with_units(high, args.variable, args.units)
     truth = open_input(args.truth, chunks="auto", what="--truth")[0] if args.truth else None

@@ -29,10 +29,41 @@ def check_outputs(out: str, *, overwrite: bool, png: Path | None = None) -> None
     from ..io import check_destination
 
     check_destination(out, overwrite=overwrite, overwrite_hint="use --overwrite")
+    if png is not None and not png.expanduser().resolve().parent.is_dir():
+        raise WriteError(
+            f"the folder of {str(png)!r} does not exist; create it or choose another --png."
+        )
     if png is not None and png.exists() and not overwrite:
         raise WriteError(
             f"{str(png)!r} exists; use --overwrite to replace it, or choose another --png."
         )
+
+
+def refuse_an_input_as_output(out: str, **inputs: str | None) -> None:
+    """An output path that is one of the command's inputs is refused, --overwrite or not:
+    writing it would destroy what is being read."""
+    from ..errors import WriteError
+
+    target = Path(out).expanduser().resolve()
+    for what, given in inputs.items():
+        if given and Path(given).expanduser().resolve() == target:
+            raise WriteError(
+                f"{out!r} is also {what}: writing it would destroy the input; choose another "
+                "output path."
+            )
+
+
+def refuse_an_existing_file(out: str, *, overwrite: bool, option: str) -> None:
+    """A plain output file (a model, a table) is replaced only with --overwrite."""
+    from ..errors import WriteError
+
+    path = Path(out).expanduser()
+    if path.exists() and not overwrite:
+        raise WriteError(
+            f"{out!r} exists; use --overwrite to replace it, or choose another {option}."
+        )
+    if path.parent.exists() and not path.parent.is_dir():
+        raise WriteError(f"{str(path.parent)!r} is a file, not a folder; choose another {option}.")
 
 
 # xarray's notice when it falls back to cftime: expected here, and no use to a CLI user

@@ -140,7 +140,7 @@ def _warn_beyond_poles(fine_lat: np.ndarray, lat: Hashable) -> None:
         name = str(lat)
         warn_user(
             f"the input's outermost cells reach beyond a pole (e.g. cell centres on +-90), "
-            f"so {beyond} row(s) of the result lie beyond it (latitudes up to "
+            f"so {beyond} row(s) of the result lie beyond it (|latitude| up to "
             f"{float(np.max(np.abs(fine_lat))):g}); drop them with "
             f"hi.isel({name}=abs(hi[{name!r}].values) <= 90), or drop the polar rows of the "
             f"input first.",
