@@ -126,6 +126,15 @@ def test_grid_scores_match_numpy(result: xr.DataArray, truth: xr.DataArray) -> N
     pd.testing.assert_frame_equal(evaluate(result, truth, by=None, weights=False), flat)
 
 
+def test_a_truth_stored_the_other_way_round_scores_the_same(
+    result: xr.DataArray, truth: xr.DataArray
+) -> None:
+    expected = evaluate(result, truth, by=None)
+    for dims in (["lat"], ["lon"], ["lat", "lon"]):
+        flipped = truth.isel({d: slice(None, None, -1) for d in dims})
+        pd.testing.assert_frame_equal(evaluate(result, flipped, by=None), expected)
+
+
 def test_accessor_and_top_level_function(result: xr.DataArray, truth: xr.DataArray) -> None:
     assert xsstsr.evaluate is evaluate
     a = result.sstsr.evaluate(truth=truth, by=None)

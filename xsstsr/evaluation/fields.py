@@ -29,6 +29,15 @@ def on_grid(
         mine = np.asarray(like[dim].values, dtype="float64")
         theirs = np.asarray(other[dim].values, dtype="float64")
         step = abs(regular_spacing(mine, dim))
+        same_size = mine.size == theirs.size
+        reversed_grid = (  # the same grid, stored the other way round
+            same_size
+            and not np.allclose(mine, theirs, rtol=0, atol=1e-3 * step)
+            and np.allclose(mine, theirs[::-1], rtol=0, atol=1e-3 * step)
+        )
+        if reversed_grid:
+            other = other.isel({dim: slice(None, None, -1)})
+            theirs = theirs[::-1]
         if mine.size != theirs.size or not np.allclose(mine, theirs, rtol=0, atol=1e-3 * step):
             raise GridError(
                 f"{what} is not on the downscaled field's grid: {dim!r} has {theirs.size} "
