@@ -331,6 +331,9 @@ def test_no_command_writes_over_its_input_or_an_existing_file_unasked(
     assert model.read_bytes() == b"a previous model"
     assert cli.main([*fit, "--no-progress", "--overwrite"]) == 0
     assert xsstsr.load_model(model).factor == 4
+    printed = capsys.readouterr().out
+    assert "validation RMSE on training steps (nothing held out):" in printed  # validation 0
+    assert "(bicubic " in printed
 
 
 def test_quickstart_refuses_a_png_in_a_missing_folder_before_any_work(

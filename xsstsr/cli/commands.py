@@ -109,6 +109,13 @@ def _fit(args: argparse.Namespace) -> int:
     )
     model.save(args.output)
     print(f"saved {model!r} to {args.output}")
+    if model.validation:  # the skill a user fits for, whether or not the bar was shown
+        v = model.validation
+        where = "held-out steps" if v.get("held_out") else "training steps (nothing held out)"
+        print(
+            f"validation RMSE on {where}: {v['rmse']:.4f} K (bicubic {v['rmse_bicubic']:.4f} K, "
+            f"ratio {v['ratio']:.3f}), best at step {v['step']}"
+        )
     return EXIT_OK
 
 
