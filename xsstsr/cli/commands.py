@@ -12,7 +12,6 @@ from .inputs import (
     check_outputs,
     open_input,
     read_stations_csv,
-    refuse_an_existing_file,
     refuse_an_input_as_output,
     with_units,
 )
@@ -77,6 +76,7 @@ def _downscale(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    from ..io import check_file_destination
     from ..training import fit
 
     if Path(args.output).suffix != ".safetensors":
@@ -84,7 +84,7 @@ def _fit(args: argparse.Namespace) -> int:
 
         raise InputDataError(f"MODEL must end in .safetensors, got {args.output!r}.")
     refuse_an_input_as_output(args.output, IN=args.input, **{"--target": args.target})
-    refuse_an_existing_file(args.output, overwrite=args.overwrite, option="MODEL")
+    check_file_destination(args.output, overwrite=args.overwrite, overwrite_hint="use --overwrite")
     ds, renamed = open_input(args.input, chunks={}, what="IN")
     ds = with_units(ds, args.variable, args.units)
     target = open_input(args.target, chunks={}, what="--target")[0] if args.target else None
@@ -123,13 +123,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ..evaluation import evaluate
+    from ..io import check_file_destination
 
     if not args.truth and not args.stations:
         raise UsageError("evaluate needs --truth and/or --stations")
     if args.out:  # before any work
         given = {"--truth": args.truth, "--coarse": args.coarse, "--stations": args.stations}
         refuse_an_input_as_output(args.out, HIGHRES=args.input, **given)
-        refuse_an_existing_file(args.out, overwrite=args.overwrite, option="--out")
+        check_file_destination(args.out, overwrite=args.overwrite, overwrite_hint="use --overwrite")
     high, renamed = open_input(args.input, chunks="auto", what="HIGHRES")
     high = with_units(high, args.variable, args.units)
     truth = open_input(args.truth, chunks="auto", what="--truth")[0] if args.truth else None

@@ -53,19 +53,6 @@ def refuse_an_input_as_output(out: str, **inputs: str | None) -> None:
             )
 
 
-def refuse_an_existing_file(out: str, *, overwrite: bool, option: str) -> None:
-    """A plain output file (a model, a table) is replaced only with --overwrite."""
-    from ..errors import WriteError
-
-    path = Path(out).expanduser()
-    if path.exists() and not overwrite:
-        raise WriteError(
-            f"{out!r} exists; use --overwrite to replace it, or choose another {option}."
-        )
-    if path.parent.exists() and not path.parent.is_dir():
-        raise WriteError(f"{str(path.parent)!r} is a file, not a folder; choose another {option}.")
-
-
 # xarray's notice when it falls back to cftime: expected here, and no use to a CLI user
 _CFTIME_NOTICE = "Unable to decode time axis into full numpy.datetime64"
 

@@ -188,15 +188,7 @@ def check_destination(
     """
     path = Path(path)
     kind = output_format(path)
-    for folder in path.parents:  # nearest first; mkdir would fail on a file on the way
-        if folder.is_dir():
-            break
-        if folder.exists() or folder.is_symlink():
-            raise write_error(
-                errno.ENOTDIR,
-                f"cannot write {str(path)!r}: {str(folder)!r} is a file, not a folder; "
-                "choose an output path in a folder, or move that file away.",
-            )
+    _refuse_a_file_on_the_way(path)
     # a dead writer may have moved a previous store aside: put it back first, so that it
     # counts as existing below (and its temporaries go)
     sweep_stale(path)
@@ -225,6 +217,32 @@ def check_destination(
             "delete what it holds; choose another name, or remove it yourself.",
         )
     return kind
+
+
+def check_file_destination(
+    path: str | os.PathLike[str], *, overwrite: bool, overwrite_hint: str = "pass overwrite=True"
+) -> None:
+    """:func:`check_destination`'s folder and existing-path rules for a plain file of any
+    kind (a model, a table)."""
+    path = Path(path)
+    _refuse_a_file_on_the_way(path)
+    if path.exists() and not overwrite:
+        raise write_error(
+            errno.EEXIST,
+            f"{str(path)!r} exists; {overwrite_hint} to replace it, or choose another path.",
+        )
+
+
+def _refuse_a_file_on_the_way(path: Path) -> None:
+    for folder in path.parents:  # nearest first; mkdir would fail on a file on the way
+        if folder.is_dir():
+            break
+        if folder.exists() or folder.is_symlink():
+            raise write_error(
+                errno.ENOTDIR,
+                f"cannot write {str(path)!r}: {str(folder)!r} is a file, not a folder; "
+                "choose an output path in a folder, or move that file away.",
+            )
 
 
 def _is_zarr_store(path: Path) -> bool:

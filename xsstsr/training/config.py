@@ -344,15 +344,14 @@ def _validate(cfg: FitConfig) -> None:
             raise FitConfigError(
                 f"architecture has no option {key!r}; use {sorted(ARCHITECTURE_KEYS)}."
             )
-        wanted = ARCHITECTURE_KEYS[key]
-        ok = isinstance(value, wanted) and (wanted is not int or not isinstance(value, bool))
-        if not ok or (wanted is int and value < (0 if key == "blocks" else 1)):
-            least = 0 if key == "blocks" else 1
-            raise FitConfigError(
-                f"architecture[{key!r}] must be "
-                + ("True or False" if wanted is bool else f"an integer >= {least}")
-                + f", got {value!r}."
-            )
+        least = 0 if key == "blocks" else 1
+        if ARCHITECTURE_KEYS[key] is bool:
+            ok, wanted = isinstance(value, bool), "True or False"
+        else:  # bool is an int to Python, not a size
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= least
+            wanted = f"an integer >= {least}"
+        if not ok:
+            raise FitConfigError(f"architecture[{key!r}] must be {wanted}, got {value!r}.")
     if cfg.resume and cfg.checkpoint_dir is None:
         raise FitConfigError("resume=True needs checkpoint_dir= (where the checkpoint is).")
     if cfg.checkpoint_dir is not None:
