@@ -28,6 +28,7 @@ Usage::
     python benchmarks/training_study.py --configs losses --json losses.json
     python benchmarks/training_study.py --configs '{"adv_weight": 0.0}' --records coads
     python benchmarks/training_study.py --configs released   # the released model, no fit
+    python benchmarks/training_study.py --configs linear     # a fitted linear filter, no network
     python benchmarks/training_study.py --quick        # seconds: a smoke run
 """
 
@@ -234,6 +235,8 @@ def named_configs(spec: str) -> list[tuple[str, dict[str, Any]]]:
         return [("fit() defaults", {})]
     if spec == "released":  # the released model of the factor as it is, no fit
         return [(f"sst-x{FACTOR}, no fit", {"no_fit": True})]
+    if spec == "linear":
+        return [("linear filter, fitted", {"linear": True})]
     if spec == "losses":
         out = []
         for config in METHOD_CONFIGS:
@@ -258,6 +261,8 @@ def run_one(
         base = bicubic_baseline(coarsen_truth(train_truth, FACTOR), factor=FACTOR)
         err = (base.transpose(*train_truth.dims).values - train_truth.values).ravel()
         opts["loss_scale"] = float(multiple * np.sqrt(np.nanmean(err**2)))
+    if opts.pop("linear", False):
+        return run_linear(name, data, label)
     if quick:
         opts.setdefault("steps", 2)
     started = time.perf_counter()
@@ -282,6 +287,114 @@ def run_one(
         "loss_scale": model.metadata["training"]["loss_scale"],
     }
     return row
+
+
+# -- a linear comparator: what the record's own linear statistics give -----------------------
+
+LINEAR_SIDES = (3, 5, 7, 9, 11)  # coarse neighbourhoods tried; the fit part's last fifth chooses
+
+
+def _windows(field: np.ndarray, side: int, mode: str) -> np.ndarray:
+    """(time, y, x, side**2): each cell's side x side neighbourhood, padded by ``mode``
+    ("edge" repeats the border; "nan" marks cells beyond it)."""
+    h, (ny, nx) = side // 2, field.shape[-2:]
+    pad = ((0, 0), (h, h), (h, h))
+    padded = (
+        np.pad(field, pad, constant_values=np.nan) if mode == "nan" else np.pad(field, pad, mode)
+    )
+    return np.stack(
+        [padded[:, dy : dy + ny, dx : dx + nx] for dy in range(side) for dx in range(side)], -1
+    )
+
+
+def _neighbourhoods(coarse: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A constant and each neighbour's difference from the cell (edges repeated, land as the
+    cell itself), the cell's own value, and whether the neighbourhood is whole ocean."""
+    centre = coarse[..., None]
+    near = _windows(coarse, side, "nan")
+    complete = np.isfinite(near).all(-1)
+    near = np.where(np.isfinite(near), near, _windows(coarse, side, "edge"))
+    near = np.where(np.isfinite(near), near, centre) - centre
+    return np.concatenate([np.ones_like(centre), near], -1), centre, complete
+
+
+def _to_cells(field: np.ndarray) -> np.ndarray:
+    """(time, Y, X) fine field -> (time, Y / F, X / F, F * F), each coarse cell's fine values."""
+    nt, ny, nx = field.shape
+    cells = field.reshape(nt, ny // FACTOR, FACTOR, nx // FACTOR, FACTOR)
+    return cells.transpose(0, 1, 3, 2, 4).reshape(nt, ny // FACTOR, nx // FACTOR, -1)
+
+
+def _from_cells(cells: np.ndarray) -> np.ndarray:
+    nt, ny, nx, _ = cells.shape
+    field = cells.reshape(nt, ny, nx, FACTOR, FACTOR).transpose(0, 1, 3, 2, 4)
+    return field.reshape(nt, ny * FACTOR, nx * FACTOR)
+
+
+def _coarse_and_fine(truth: xr.Dataset, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Area averages (time, y, x) and the truth's fine values per coarse cell."""
+    fine = truth["sst"].sel(time=times).transpose("time", "lat", "lon")
+    coarse = coarsen_truth(fine.to_dataset(name="sst"), FACTOR)["sst"]
+    coarse = coarse.transpose("time", "lat", "lon").values.astype("float64")
+    return coarse, _to_cells(fine.values.astype("float64"))
+
+
+def _least_squares(a: np.ndarray, target: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(a).all(-1) & np.isfinite(target).all(-1)
+    a, target = a[ok], target[ok]
+    ridge = 1e-9 * np.trace(a.T @ a) * np.eye(a.shape[1])  # keeps flat records solvable
+    return np.linalg.solve(a.T @ a + ridge, a.T @ target)
+
+
+def fit_linear(truth: xr.Dataset, times: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares weights, one set per position inside the coarse cell, of the fine values
+    minus the cell's mean: fitted on whole neighbourhoods (used where the neighbourhood is
+    whole), and on every cell with edges and land filled (used elsewhere)."""
+    coarse, fine = _coarse_and_fine(truth, times)
+    a, centre, complete = _neighbourhoods(coarse, side)
+    target = fine - centre
+    everywhere = _least_squares(a, target)
+    if complete.sum() < 10 * a.shape[-1]:  # too few whole neighbourhoods to fit their own
+        return everywhere, everywhere
+    return _least_squares(a[complete], target[complete]), everywhere
+
+
+def apply_linear(
+    weights: tuple[np.ndarray, np.ndarray], coarse: np.ndarray, side: int
+) -> np.ndarray:
+    a, centre, complete = _neighbourhoods(coarse, side)
+    inner, edge = weights
+    return _from_cells(np.where(complete[..., None], a @ inner, a @ edge) + centre)
+
+
+def run_linear(name: str, data: dict[str, Any], label: str) -> dict[str, Any]:
+    """A linear filter of a coarse neighbourhood per fine position (statistical downscaling's
+    classic regression), fitted on the same part ``fit`` sees; its side is the one with the
+    lowest RMSE on that part's last fifth of time steps, refitted on the whole part."""
+    started = time.perf_counter()
+    times = data["train"].time.values
+    held = max(1, round(0.2 * len(times)))
+    check_coarse, check_fine = _coarse_and_fine(data["train"], times[-held:])
+    errors = {}
+    for side in LINEAR_SIDES:
+        weights = fit_linear(data["train"], times[:-held], side)
+        err = apply_linear(weights, check_coarse, side) - _from_cells(check_fine)
+        errors[side] = float(np.sqrt(np.nanmean(err**2)))
+    side = min(errors, key=errors.__getitem__)
+    weights = fit_linear(data["train"], times, side)
+    test = data["test"]["sst"].transpose("time", "lat", "lon")
+    coarse, _ = _coarse_and_fine(data["test"], test.time.values)
+    pred = test.copy(data=apply_linear(weights, coarse, side).astype(test.dtype))
+    pred = pred.where(np.isfinite(test))  # land as the truth has it
+    return {
+        "record": name,
+        "config": f"{label} ({side} x {side} cells)",
+        **scores(pred, test, data["score_times"], data["test_stations"]),
+        "train_s": round(time.perf_counter() - started, 1),
+        "steps": math.nan,
+        "val_ratio": math.nan,
+        "loss_scale": math.nan,
+    }
 
 
 def baselines(name: str, data: dict[str, Any]) -> list[dict[str, Any]]:

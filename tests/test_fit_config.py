@@ -115,6 +115,15 @@ def test_checkpoint_dir_inside_a_file_is_refused(truth: xr.Dataset, tmp_path: Pa
         xsstsr.fit(truth, checkpoint_dir=blocker / "ckpt", **TINY)
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_checkpoint_dir_on_a_file_system_that_takes_no_folder_is_refused(
+    truth: xr.Dataset,
+) -> None:
+    # /proc takes no new folder even for root, whom os.access lets write anywhere
+    with pytest.raises(xsstsr.FitConfigError, match="cannot be created in '/proc'"):
+        xsstsr.fit(truth, checkpoint_dir="/proc/xsstsr-test/ckpt", **TINY)
+
+
 def test_config_object_and_keywords(truth: xr.Dataset) -> None:
     cfg = FitConfig(loss="gumbel", r=1.1, seed=4, **{k: v for k, v in TINY.items()})
     a = quiet(truth, config=cfg)

@@ -14,6 +14,7 @@ import difflib
 import math
 import numbers
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -375,6 +376,13 @@ def _check_writable(directory: Path) -> None:
             f"checkpoint_dir {str(directory)!r} is not writable (no write permission on "
             f"{str(probe)!r}); pass a directory you can write to."
         )
+    try:  # permissions do not tell everything: root on a read-only or virtual file system
+        tempfile.TemporaryDirectory(dir=probe).cleanup()
+    except OSError as err:
+        raise FitConfigError(
+            f"checkpoint_dir {str(directory)!r} cannot be created in {str(probe)!r} "
+            f"({err.strerror or err}); pass a directory on a writable disk."
+        ) from err
 
 
 #: The generator options ``architecture=`` may set, and their types.
