@@ -431,6 +431,30 @@ def test_evaluate(
     assert "bicubic" not in capsys.readouterr().out
 
 
+def test_station_units_read_a_kelvin_csv(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    high = tmp_path / "high.nc"
+    xsstsr.downscale(xr.open_dataset(files["coarse"]), model=str(files["model"])).to_netcdf(high)
+    kelvin = pd.read_csv(files["stations"], dtype={"station": str})
+    kelvin["sst"] = kelvin["sst"] + 273.15
+    kelvin_csv = tmp_path / "stations_k.csv"
+    kelvin.to_csv(kelvin_csv, index=False)
+    tables = {}
+    for name, csv, extra in (
+        ("degC", files["stations"], []),
+        ("K", kelvin_csv, ["--station-units", "K"]),
+    ):
+        out = tmp_path / f"scores_{name}.csv"
+        args = ["evaluate", str(high), "--stations", str(csv), "--out", str(out), *extra]
+        assert cli.main([*args, "--by", "none"]) == 0, capsys.readouterr().err
+        tables[name] = pd.read_csv(out)
+    np.testing.assert_allclose(tables["K"]["rmse"], tables["degC"]["rmse"], atol=1e-4)
+    # without the option the CLI names it
+    assert cli.main(["evaluate", str(high), "--stations", str(kelvin_csv)]) != 0
+    assert "--station-units K" in capsys.readouterr().err
+
+
 def test_fit(tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "fitted.safetensors"
     code = cli.main(

@@ -161,7 +161,10 @@ def _check_plausible(celsius: np.ndarray, stated: str) -> None:
     raw = from_celsius(celsius, stated)
     median = float(np.median(raw))
     if stated == "degC" and 250.0 <= median <= 320.0:
-        fix = "they look like kelvin: pass units='K' (station_units='K' to fit or evaluate)"
+        fix = (
+            "they look like kelvin: pass units='K' (station_units='K' to fit or evaluate, "
+            "--station-units K on the command line)"
+        )
     elif stated == "K" and lo <= median <= hi:
         fix = "they look like degC: pass units='degC' (the default)"
     else:

@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("output", metavar="MODEL", help="where to save the .safetensors model")
     fit.add_argument("--target", default=None, help="high-resolution truth file")
     fit.add_argument("--stations", default=None, help="CSV: station,time,lat,lon,sst")
+    fit.add_argument(
+        "--station-units",
+        choices=["degC", "K"],
+        default="degC",
+        help="units of the station CSV's sst column (default degC)",
+    )
     _add_names(fit, time=True)
     fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing MODEL")
@@ -200,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("input", metavar="HIGHRES", help="downscaled netCDF/zarr")
     ev.add_argument("--truth", default=None, help="high-resolution truth file (same grid)")
     ev.add_argument("--stations", default=None, help="CSV: station,time,lat,lon,sst")
+    ev.add_argument(
+        "--station-units",
+        choices=["degC", "K"],
+        default="degC",
+        help="units of the station CSV's sst column (default degC)",
+    )
     ev.add_argument("--coarse", default=None, help="the coarse input (for the baselines)")
     ev.add_argument(
         "--baseline",
