@@ -431,6 +431,26 @@ def test_evaluate(
     assert "bicubic" not in capsys.readouterr().out
 
 
+def test_every_fit_flag_takes_its_own_default() -> None:
+    """Each fit flag parses the FitConfig default it stands for (--keep best once failed
+    as 'invalid float value')."""
+    from dataclasses import fields
+
+    from xsstsr.cli.arguments import build_parser, fit_option_names
+    from xsstsr.training import FitConfig
+
+    defaults = {f.name: f.default for f in fields(FitConfig)}
+    parser = build_parser()
+    for name in fit_option_names():
+        value = defaults[name]
+        if value is None or isinstance(value, bool):
+            continue
+        flag = "--" + name.replace("_", "-")
+        args = parser.parse_args(["fit", "in.nc", "out.safetensors", flag, str(value)])
+        assert getattr(args, name) == value, name
+    assert parser.parse_args(["fit", "i.nc", "o.safetensors", "--keep", "last"]).keep == "last"
+
+
 def test_station_units_read_a_kelvin_csv(
     tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

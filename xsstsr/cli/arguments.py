@@ -309,7 +309,7 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     from dataclasses import fields
 
     from ..nn.losses import LOSS_NAMES
-    from ..training.config import LR_SCHEDULES, FitConfig
+    from ..training.config import KEEP, LR_SCHEDULES, FitConfig
 
     helps = _option_help()
     defaults = {f.name: f.default for f in fields(FitConfig)}
@@ -334,6 +334,8 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, choices=list(LOSS_NAMES), default=None, help=text)
         elif name == "lr_schedule":
             parser.add_argument(flag, choices=list(LR_SCHEDULES), default=None, help=text)
+        elif name == "keep":
+            parser.add_argument(flag, choices=list(KEEP), default=None, help=text)
         elif name == "factor":
             parser.add_argument(flag, type=_factor, default=None, help=text)
         elif name in integers:
@@ -341,7 +343,7 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=kind, default=None, help=text)
         elif name == "init":
             parser.add_argument(flag, default=None, help=text + "; --init none: from scratch")
-        elif name in ("device", "name", "checkpoint_dir"):
-            parser.add_argument(flag, default=None, help=text)
+        elif name in ("device", "name", "checkpoint_dir") or isinstance(default, str):
+            parser.add_argument(flag, default=None, help=text)  # text: the config checks it
         else:
             parser.add_argument(flag, type=float, default=None, help=text)
