@@ -262,6 +262,25 @@ def test_irregular_chunks_are_made_storable_in_zarr(tmp_path: Path) -> None:
     np.testing.assert_allclose(back.values, da.values, equal_nan=True)
 
 
+@pytest.mark.parametrize("series_chunk", [1, 3])
+def test_a_dataset_with_other_time_variables_writes_to_zarr(
+    tmp_path: Path, series_chunk: int
+) -> None:
+    """A time series beside the SST (or time bounds) chunked like the input, or otherwise:
+    the result's chunks agree, and a store written in passes holds every value."""
+    field = sst_field(nt=12, ny=24, nx=32)
+    ds = xr.Dataset({"sst": field, "sst_mean": field.mean(("lat", "lon"))})
+    lazy = ds.chunk({"time": 1})
+    lazy["sst_mean"] = lazy["sst_mean"].chunk({"time": series_chunk})
+    high = xsstsr.downscale(lazy, model=make_model(4, 1), variable="sst", device="cpu")
+    if series_chunk == 1:
+        assert high["sst"].chunksizes["time"] == high["sst_mean"].chunksizes["time"]
+    out = high.sstsr.write(tmp_path / "series.zarr")
+    back = xr.open_zarr(out).load()
+    np.testing.assert_allclose(back["sst"].values, high["sst"].values, atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(back["sst_mean"].values, ds["sst_mean"].values)
+
+
 # -- leftovers of writers killed outright ---------------------------------------------------------
 
 

@@ -489,12 +489,16 @@ def downscale_dask(
         meta=np.empty((0,) * (ndim - 1), dtype=arr.dtype),
         name="sstsr-downscale-" + da.core.tokenize(arr.name, spec),
     )
-    fine_storage = {
+    # back to the storage chunks: in space times the factor, in time as stored (other
+    # variables of the Dataset keep theirs, and the result's chunks must agree with them)
+    storage_out = {
         out.ndim - 2 + i: tuple(c * up // pool for c in axis) for i, axis in enumerate(storage_yx)
     }
-    if any(out.chunks[a] != c for a, c in fine_storage.items()):
-        out = split_chunks(out, fine_storage)
-    return _uniform_chunks(out) if merged_time else out
+    if merged_time:
+        storage_out[out.ndim - 3] = stored[-3]
+    if any(out.chunks[a] != c for a, c in storage_out.items()):
+        out = split_chunks(out, storage_out)
+    return out
 
 
 def split_chunks(arr: da.Array, chunks: dict[int, tuple[int, ...]]) -> da.Array:
@@ -526,23 +530,6 @@ def split_chunks(arr: da.Array, chunks: dict[int, tuple[int, ...]]) -> da.Array:
     deps: list[Any] = [arr]  # dask's DaskCollection protocol does not match its own Array
     layers = HighLevelGraph.from_collections(name, graph, dependencies=deps)
     return da.Array(layers, name, target, meta=arr._meta)
-
-
-def _uniform_chunks(arr: da.Array) -> da.Array:
-    """Undo a merged time tail such as (2, ..., 2, 3) -> (2, ..., 2, 2, 1).
-
-    Zarr stores need equal chunks with at most a smaller last one; records of odd length
-    chunked by 2 would otherwise fail in ``to_zarr``. Space keeps its merged chunks (a
-    short spatial tail is rare: it needs a last chunk narrower than the halo).
-    """
-    chunks = arr.chunks[-3]
-    if len(chunks) > 1 and len(set(chunks[:-1])) == 1 and chunks[-1] > chunks[0]:
-        return split_chunks(arr, {arr.ndim - 3: _regular(sum(chunks), chunks[0])})
-    return arr
-
-
-def _regular(total: int, size: int) -> tuple[int, ...]:
-    return (size,) * (total // size) + ((total % size,) if total % size else ())
 
 
 def downscale_numpy(values: np.ndarray, spec: TileSpec) -> np.ndarray:

@@ -76,10 +76,20 @@ def _encoding(ds: xr.Dataset, kind: str) -> dict[str, dict[str, Any]]:
 
 
 def _zarr_chunks(ds: xr.Dataset) -> xr.Dataset:
-    """Rechunk dims whose dask chunks zarr cannot store (unequal, or a larger last chunk)."""
+    """Rechunk dims whose dask chunks zarr cannot store (unequal, or a larger last chunk),
+    or on which the dask variables disagree (the passes of region writes need one chunking
+    per dimension): to the largest chunk of the largest variable on that dimension."""
+    lazy = sorted(
+        (var for var in ds.variables.values() if var.chunks is not None),
+        key=lambda var: var.size,
+        reverse=True,
+    )
     fix = {}
-    for dim, chunks in (ds.chunksizes or {}).items():
-        if len(chunks) > 1 and (len(set(chunks[:-1])) > 1 or chunks[-1] > chunks[0]):
+    for dim in {dim for var in lazy for dim in var.dims}:
+        chunkings = {var.chunksizes[dim] for var in lazy if dim in var.dims}
+        chunks = next(var.chunksizes[dim] for var in lazy if dim in var.dims)
+        uneven = len(chunks) > 1 and (len(set(chunks[:-1])) > 1 or chunks[-1] > chunks[0])
+        if uneven or len(chunkings) > 1:
             fix[dim] = max(chunks)
     return ds.chunk(fix) if fix else ds
 
