@@ -133,6 +133,28 @@ def test_a_truth_stored_the_other_way_round_scores_the_same(
     for dims in (["lat"], ["lon"], ["lat", "lon"]):
         flipped = truth.isel({d: slice(None, None, -1) for d in dims})
         pd.testing.assert_frame_equal(evaluate(result, flipped, by=None), expected)
+    # longitudes in the other convention: the same cells (the error's interp() hint gave an
+    # all-NaN truth)
+    for shift in (360.0, -360.0):
+        moved = truth.assign_coords(lon=truth["lon"] + shift)
+        pd.testing.assert_frame_equal(evaluate(result, moved, by=None), expected)
+        flipped = moved.isel(lon=slice(None, None, -1))
+        pd.testing.assert_frame_equal(evaluate(result, flipped, by=None), expected)
+    with pytest.raises(GridError, match="not on the downscaled field's grid"):
+        evaluate(result, truth.assign_coords(lon=truth["lon"] + 1.0), by=None)
+
+
+def test_a_coarse_input_from_another_grid_is_refused_with_advice(
+    result: xr.DataArray, truth: xr.DataArray, coarse: xr.DataArray
+) -> None:
+    moved = coarse.assign_coords(lat=coarse["lat"] + 1.0)
+    with pytest.raises(GridError, match="Pass as coarse= the input the field was downscaled"):
+        evaluate(result, truth, coarse=moved, by=None)
+    east = coarse.assign_coords(lon=coarse["lon"] + 360.0)  # the other convention: the same
+    pd.testing.assert_frame_equal(
+        evaluate(result, truth, coarse=east, by=None),
+        evaluate(result, truth, coarse=coarse, by=None),
+    )
 
 
 def test_accessor_and_top_level_function(result: xr.DataArray, truth: xr.DataArray) -> None:
@@ -254,9 +276,35 @@ def test_bad_region_arguments(result: xr.DataArray, truth: xr.DataArray) -> None
     mask = (truth.isel(time=0, drop=True) > 0).rename("m")
     with pytest.raises(InputDataError, match=r"one \(lat, lon\) mask"):
         evaluate(result, truth, regions=mask.expand_dims(k=2))
-    shuffled = mask.isel(lat=[1, 0, *range(2, mask.sizes["lat"])])
-    with pytest.raises(GridError, match="sortby"):
-        evaluate(result, truth, regions={"m": shuffled})
+    doubled = mask.isel(lat=[0, 0, *range(1, mask.sizes["lat"])])
+    with pytest.raises(GridError, match="unique"):
+        evaluate(result, truth, regions={"m": doubled})
+
+
+def test_a_region_mask_in_any_layout_scores_the_same_cells(
+    result: xr.DataArray, truth: xr.DataArray
+) -> None:
+    """Shuffled, flipped or in the other longitude convention, a mask selects the same cells
+    (a mask at 184..192 E on a grid at -176..-168 once scored nothing, silently), and cells
+    beyond a mask's extent are outside it (nearest matching once stretched its edge)."""
+    box = (truth["lat"] > 34) & (truth["lon"] > 125)
+    mask = box.isel(time=0, drop=True) if "time" in box.dims else box
+    plain = row(evaluate(result, truth, by=None, regions={"m": mask}), region="m")
+    assert 0 < plain["n"] < truth.isel(time=0).size * truth.sizes["time"]
+    shuffled = mask.isel(lat=[1, 0, *range(2, mask.sizes["lat"])], lon=slice(None, None, -1))
+    east = mask.assign_coords(lon=mask["lon"] + 360.0)
+    west = mask.assign_coords(lon=mask["lon"] - 360.0)
+    for other in (shuffled, east, west):
+        got = row(evaluate(result, truth, by=None, regions={"m": other}), region="m")
+        assert got["n"] == plain["n"]
+        assert got["rmse"] == pytest.approx(plain["rmse"], rel=1e-12)
+    # a mask over part of the grid: its True edge column does not reach beyond it
+    part = mask.isel(lon=slice(mask.sizes["lon"] // 2, None))
+    half = row(evaluate(result, truth, by=None, regions={"m": part}), region="m")
+    assert half["n"] == plain["n"]  # the box lies inside the mask's half
+    inner = mask.isel(lon=slice(0, mask.sizes["lon"] * 3 // 4))
+    fewer = row(evaluate(result, truth, by=None, regions={"m": inner}), region="m")
+    assert 0 < fewer["n"] < plain["n"]
 
 
 def test_empty_region_gives_nan_row(result: xr.DataArray, truth: xr.DataArray) -> None:

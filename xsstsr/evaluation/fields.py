@@ -19,9 +19,15 @@ def celsius(da: xr.DataArray, units: str) -> xr.DataArray:
 
 
 def on_grid(
-    other: xr.DataArray, like: xr.DataArray, lat: Hashable, lon: Hashable, what: str
+    other: xr.DataArray,
+    like: xr.DataArray,
+    lat: Hashable,
+    lon: Hashable,
+    what: str,
+    fix: str | None = None,
 ) -> xr.DataArray:
-    """``other`` with ``like``'s lat/lon names and values, or a GridError saying how to fix it."""
+    """``other`` with ``like``'s lat/lon names and values, or a GridError saying how to fix it
+    (``fix``: the advice, when ``what`` is not something the user can interpolate)."""
     o_lat, o_lon = find_lat_lon(other)
     if (o_lat, o_lon) != (lat, lon):
         other = other.rename({o_lat: lat, o_lon: lon})
@@ -29,25 +35,44 @@ def on_grid(
         mine = np.asarray(like[dim].values, dtype="float64")
         theirs = np.asarray(other[dim].values, dtype="float64")
         step = abs(regular_spacing(mine, dim))
-        same_size = mine.size == theirs.size
-        reversed_grid = (  # the same grid, stored the other way round
-            same_size
-            and not np.allclose(mine, theirs, rtol=0, atol=1e-3 * step)
-            and np.allclose(mine, theirs[::-1], rtol=0, atol=1e-3 * step)
-        )
-        if reversed_grid:
-            other = other.isel({dim: slice(None, None, -1)})
-            theirs = theirs[::-1]
+        order = _same_points_order(mine, theirs, step, periodic=dim == lon)
+        if order is not None:  # the same grid, maybe stored the other way round
+            if not np.array_equal(order, np.arange(order.size)):
+                other = other.isel({dim: order})
+            theirs = mine
         if mine.size != theirs.size or not np.allclose(mine, theirs, rtol=0, atol=1e-3 * step):
             raise GridError(
                 f"{what} is not on the downscaled field's grid: {dim!r} has {theirs.size} "
                 f"points from {theirs.min() if theirs.size else 'nan'} to "
                 f"{theirs.max() if theirs.size else 'nan'}, the downscaled field {mine.size} "
-                f"from {mine.min()} to {mine.max()}. Interpolate it onto that grid first, e.g. "
-                f"{what}.interp({lat}=result[{str(lat)!r}], {lon}=result[{str(lon)!r}]), "
-                "or pass the field on the matching grid."
+                f"from {mine.min()} to {mine.max()}. "
+                + (
+                    fix
+                    or f"Interpolate it onto that grid first, e.g. {what}.interp({lat}="
+                    f"result[{str(lat)!r}], {lon}=result[{str(lon)!r}]), or pass the field on "
+                    "the matching grid."
+                )
             )
     return other.assign_coords({lat: like[lat], lon: like[lon]})
+
+
+def _same_points_order(
+    mine: np.ndarray, theirs: np.ndarray, step: float, periodic: bool
+) -> np.ndarray | None:
+    """Indices that put ``theirs`` in ``mine``'s order when both hold the same points (stored
+    the other way round, or, for longitudes, in the other convention or from another
+    meridian), else None."""
+    if mine.size != theirs.size or mine.size == 0:
+        return None
+    if periodic:  # into mine's window of 360 degrees
+        start = float(mine.min()) - step / 2
+        theirs = (theirs - start) % 360.0 + start
+    order = np.argsort(theirs, kind="stable")
+    if mine.size > 1 and mine[0] > mine[-1]:
+        order = order[::-1]
+    if np.allclose(mine, theirs[order], rtol=0, atol=1e-3 * step):
+        return order
+    return None
 
 
 def rename_time(other: xr.DataArray, time: Hashable | None) -> xr.DataArray:

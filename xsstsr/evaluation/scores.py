@@ -271,7 +271,9 @@ def evaluate(
     result = celsius(da, fields.units)
     sources: list[tuple[str, xr.DataArray]] = [("downscaled", result)]
     for name, base, units in _make_baselines(coarse, _baseline_names(baseline), da, variable):
-        base = rename_time(on_grid(base, da, lat_dim, lon_dim, f"the {name} baseline"), time_dim)
+        fix = "Pass as coarse= the input the field was downscaled from, at the same factor."
+        base = on_grid(base, da, lat_dim, lon_dim, f"the {name} baseline of coarse=", fix)
+        base = rename_time(base, time_dim)
         sources.append((name, celsius(base, units)))
     if len(sources) > 1:
         aligned_sources = xr.align(

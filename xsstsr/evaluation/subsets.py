@@ -11,6 +11,7 @@ import xarray as xr
 
 from ..cf.criteria import find_lat_lon
 from ..errors import GridError, InputDataError, InputTypeError, OptionError, warn_user
+from ..grid.land import match_by_coordinates
 from .fields import on_grid
 from .statistics import check_weight_values
 
@@ -197,17 +198,16 @@ def _maskon_grid(
             f"region mask {name!r} has dims {mask.dims}; give one (lat, lon) mask per region "
             "(e.g. a dict of masks)."
         )
-    if mask.dtype != bool:
-        mask = mask.fillna(0) > 0.5
+    mask = (mask if mask.dtype == bool else mask.fillna(0) > 0.5).astype("float64")
     mask = mask.rename({m_lat: lat, m_lon: lon}) if (m_lat, m_lon) != (lat, lon) else mask
-    try:
-        mask = mask.reindex({lat: lat_values, lon: lon_values}, method="nearest")
-    except (ValueError, KeyError) as err:  # pandas: index not monotonic, or duplicated
+    try:  # either longitude convention; cells beyond the mask's extent are outside it
+        matched = match_by_coordinates(mask, lat, lon, lat_values, lon_values)
+    except (ValueError, KeyError) as err:  # pandas: duplicated coordinates
         raise GridError(
-            f"region mask {name!r} cannot be matched to the grid ({err}); give it sorted, "
-            f"unique coordinates, e.g. mask.sortby([{str(lat)!r}, {str(lon)!r}])."
+            f"region mask {name!r} cannot be matched to the grid ({err}); give it unique "
+            f"coordinates, e.g. mask.drop_duplicates([{str(lat)!r}, {str(lon)!r}])."
         ) from None
-    return np.asarray(mask.transpose(lat, lon).values, dtype=bool)
+    return np.asarray(matched.fillna(0).transpose(lat, lon).values > 0.5)
 
 
 def parse_regions(regions: Any) -> list[tuple[str, Any]]:

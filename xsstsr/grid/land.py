@@ -31,6 +31,29 @@ def _mask_axis(mask: xr.DataArray, dim: Hashable, start: float | None) -> xr.Dat
     return mask
 
 
+def match_by_coordinates(
+    mask: xr.DataArray,
+    lat: Hashable,
+    lon: Hashable,
+    lat_values: np.ndarray,
+    lon_values: np.ndarray,
+) -> xr.DataArray:
+    """``mask`` (float, on dims named ``lat`` and ``lon``) at the grid's cells: the nearest
+    mask cell within half a grid cell or half a mask cell, whichever is larger (so a mask
+    on this grid, a coarser one or any regular grid works), in either longitude convention
+    and orientation; NaN where no mask cell is that near."""
+    # a window of 360 degrees centred on the grid holds all of it, global grids included
+    lon_start = 0.5 * float(np.min(lon_values) + np.max(lon_values)) - 180.0
+    matched = _mask_axis(_mask_axis(mask, lat, None), lon, lon_start)
+    for dim, grid in ((lat, lat_values), (lon, lon_values)):
+        coord = np.asarray(matched[dim].values, dtype="float64")
+        half_grid = abs(float(grid[1] - grid[0])) / 2 if grid.size > 1 else 0.0
+        half_mask = float(np.max(np.diff(coord))) / 2 if coord.size > 1 else 0.0
+        tolerance = max(half_grid, half_mask) * (1 + 1e-6)
+        matched = matched.reindex({dim: grid}, method="nearest", tolerance=tolerance)
+    return matched
+
+
 def fine_land_mask(
     land_mask: xr.DataArray,
     lat: Hashable,
@@ -54,16 +77,7 @@ def fine_land_mask(
             )
     mask = land_mask.rename({m_lat: lat, m_lon: lon}) if (m_lat, m_lon) != (lat, lon) else land_mask
     mask = mask.astype("float64") if mask.dtype == bool else mask.fillna(1).astype("float64")
-    # a window of 360 degrees centred on the grid holds all of it, global grids included
-    lon_start = 0.5 * float(np.min(fine_lon) + np.max(fine_lon)) - 180.0
-    mask = _mask_axis(_mask_axis(mask, lat, None), lon, lon_start)
-    matched = mask
-    for dim, fine in ((lat, fine_lat), (lon, fine_lon)):
-        coord = np.asarray(mask[dim].values, dtype="float64")
-        half_fine = abs(float(fine[1] - fine[0])) / 2 if fine.size > 1 else 0.0
-        half_mask = float(np.max(np.diff(coord))) / 2 if coord.size > 1 else 0.0
-        tolerance = max(half_fine, half_mask) * (1 + 1e-6)
-        matched = matched.reindex({dim: fine}, method="nearest", tolerance=tolerance)
+    matched = match_by_coordinates(mask, lat, lon, fine_lat, fine_lon)
     uncovered = int(matched.isnull().sum())
     if uncovered:
         spans = ", ".join(
