@@ -102,6 +102,7 @@ def prepare_data(
         )
     da = to_celsius(da.transpose(fields.time, fields.lat, fields.lon), fields.units)
     da = da.where(np.isfinite(da))  # an infinite value is missing, as downscale reads it
+    da = _float32_in_order(da)
     check_physical_range_of(da, fields.units, fields.variable or "the SST")
     lat_dim, lon_dim, time_dim = fields.lat, fields.lon, fields.time
     if target is None:
@@ -136,7 +137,7 @@ def prepare_data(
         )
         t_lat, t_lon = tfields.lat, tfields.lon
         tda = to_celsius(tda, tfields.units).transpose(tfields.time, t_lat, t_lon)
-        tda = tda.where(np.isfinite(tda))
+        tda = _float32_in_order(tda.where(np.isfinite(tda)))
         tda = tda.rename({tfields.time: time_dim, t_lat: lat_dim, t_lon: lon_dim})
         ratio = regular_spacing(low[lat_dim].values, lat_dim) / regular_spacing(
             tda[lat_dim].values, lat_dim
@@ -225,13 +226,20 @@ def _coarse_centres(fine: np.ndarray, name: Hashable, up: int, pool: int) -> np.
     return fine[0] - step / 2 + (np.arange(n) + 0.5) * step * up / pool
 
 
+def _float32_in_order(da: xr.DataArray) -> xr.DataArray:
+    """``da`` in float32 and in C order of its dims, whatever dtype and memory layout the
+    data came in: coarsening and the normalisation's sums then round alike (a float64 copy,
+    or a file stored (lon, lat, time), trained a model up to 0.02 K different)."""
+    if da.chunks is not None:
+        data = da.data.astype("float32").map_blocks(np.ascontiguousarray, dtype="float32")
+    else:
+        data = np.ascontiguousarray(da.values, dtype="float32")
+    return da.copy(data=data)
+
+
 def _as_array(da: xr.DataArray) -> Any:
     """numpy for in-memory data, dask for lazy data: patches are cut from either."""
-    return (
-        da.data.astype("float32")
-        if da.chunks is not None
-        else np.asarray(da.values, dtype="float32")
-    )
+    return _float32_in_order(da).data
 
 
 # Frames read to estimate the normalisation of a long (possibly lazy) record.
