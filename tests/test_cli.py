@@ -822,6 +822,45 @@ def test_downscale_takes_coordinates_from_data_variables(
         assert float(back["lat"].mean()) == pytest.approx(float(coarse["lat"].mean()))
 
 
+def test_downscale_drops_a_cyclic_point_that_copies_the_first_meridian(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NCL's files repeat 0 E at 360 E; the library refuses that with an isel() fix, which a
+    command line cannot run, so the CLI drops the copy itself (and says so)."""
+    plain = sst_field(nt=2, ny=8, nx=18, step=20.0, lat0=-80.0, lon0=0.0)
+    cyclic = xr.concat([plain, plain.isel(lon=[0]).assign_coords(lon=[370.0])], dim="lon")
+    cyclic.to_dataset().to_netcdf(tmp_path / "cyclic.nc")
+    plain.to_dataset().to_netcdf(tmp_path / "plain.nc")
+    outs = {}
+    for name in ("cyclic", "plain"):
+        outs[name] = tmp_path / f"{name}_x4.nc"
+        argv = ["downscale", str(tmp_path / f"{name}.nc"), str(outs[name]), "--no-progress"]
+        assert cli.main([*argv, "--model", str(files["model"]), "--device", "cpu"]) == 0
+    assert "a copy of the first (10) (a cyclic point)" in capsys.readouterr().err
+    with xr.open_dataset(outs["cyclic"]) as a, xr.open_dataset(outs["plain"]) as b:
+        np.testing.assert_array_equal(a["sst"].values, b["sst"].values)
+    # a last meridian whose values differ from the first's is not a copy: still refused
+    differs = cyclic.copy(data=cyclic.values.copy())
+    differs[..., -1] += 1.0
+    differs.to_dataset().to_netcdf(tmp_path / "differs.nc")
+    argv = ["downscale", str(tmp_path / "differs.nc"), str(tmp_path / "d.nc"), "--no-progress"]
+    assert cli.main([*argv, "--model", str(files["model"])]) == 3
+    assert "cyclic point" in capsys.readouterr().err
+
+
+def test_a_file_without_units_is_told_the_units_flag(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    field = sst_field(nt=2, ny=8, nx=8)
+    field.attrs.pop("units")
+    field.to_dataset().to_netcdf(tmp_path / "nounits.nc")
+    argv = ["downscale", str(tmp_path / "nounits.nc"), str(tmp_path / "o.nc"), "--no-progress"]
+    argv += ["--model", str(files["model"])]
+    assert cli.main(argv) == 3
+    assert "On the command line: --units degC (or --units K)." in capsys.readouterr().err
+    assert cli.main([*argv, "--units", "degC"]) == 0
+
+
 def test_several_coordinate_candidates_are_a_typed_error(
     tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

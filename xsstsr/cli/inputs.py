@@ -98,7 +98,42 @@ def open_input(path: str, *, chunks: Any, what: str) -> tuple[xr.Dataset, dict[A
                 raise
             ds = _decode_times_as_possible(opener(path, chunks=chunks, decode_times=False), what)
     _check_chunks(ds, chunks, what)
-    return _coordinates_from_variables(ds, what)
+    ds, renamed = _coordinates_from_variables(ds, what)
+    return _without_cyclic_point(ds, what), renamed
+
+
+def _without_cyclic_point(ds: xr.Dataset, what: str) -> xr.Dataset:
+    """Drop a last meridian that repeats the first (``0, 2, ..., 358, 360``, as NCL's files
+    add for plotting) when its values are a copy of the first's: in Python the library
+    refuses it with the same ``isel``; a command line has no place to run that."""
+    import numpy as np
+
+    from ..cf.criteria import is_global_longitude, regular_spacing
+    from ..errors import GridError, warn_user
+
+    for dim in list(ds.dims):
+        if dim not in ds.coords or ds.sizes[dim] < 3 or _axis_of(dim, ds[dim]) != "longitude":
+            continue
+        lon = np.asarray(ds[dim].values, dtype="float64")
+        if lon.ndim != 1 or not np.isclose(abs(lon[-1] - lon[0]), 360.0):
+            continue
+        try:
+            step = regular_spacing(lon, dim)
+        except GridError:  # irregular: the library's own check says what to do
+            continue
+        if not is_global_longitude(lon[1:], step):
+            continue
+        along = [name for name, var in ds.data_vars.items() if dim in var.dims]
+        if all(
+            np.array_equal(ds[n].isel({dim: 0}).values, ds[n].isel({dim: -1}).values, True)
+            for n in along
+        ):
+            warn_user(
+                f"{what}: dropped the last {str(dim)!r} column ({lon[-1]:g}), a copy of the "
+                f"first ({lon[0]:g}) (a cyclic point); the grid is global without it."
+            )
+            ds = ds.isel({dim: slice(0, -1)})
+    return ds
 
 
 def _time_like(ds: xr.Dataset) -> list[Any]:

@@ -154,6 +154,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
 
 
+#: (words of a library message, the flag that does its Python fix on the command line)
+FLAGS_FOR_FIXES = (("has no units attribute", "--units degC (or --units K)"),)
+
+
+def _flag_for(message: str, flags: frozenset[str]) -> str:
+    """The command's own way to do a fix the message words in Python, if it has one."""
+    for words, fix in FLAGS_FOR_FIXES:
+        if words in message and fix.split()[0] in flags:
+            return f" On the command line: {fix}."
+    return ""
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..errors import XsstsrError
 
@@ -168,7 +180,8 @@ def _run(args: argparse.Namespace) -> int:
             # bad input or model: a typed error, a missing/unreadable file, an invalid value
             message = str(err)
             if isinstance(err, XsstsrError):
-                message = cli_words(message, getattr(args, "cli_flags", frozenset()))
+                flags: frozenset[str] = getattr(args, "cli_flags", frozenset())
+                message = cli_words(message, flags) + _flag_for(message, flags)
             print(f"xsstsr: error: {message}", file=sys.stderr)
             return EXIT_INPUT
         traceback.print_exc()
