@@ -281,6 +281,31 @@ def test_a_dataset_with_other_time_variables_writes_to_zarr(
     np.testing.assert_allclose(back["sst_mean"].values, ds["sst_mean"].values)
 
 
+def test_lazy_time_bounds_from_year_zero_write_to_zarr_in_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ferret's climatologies count hours from year 0; their time bounds, lazy, once failed
+    in the passes (xarray decoded the store's not yet written bounds)."""
+    from xsstsr.cli import open_input
+
+    monkeypatch.setattr(writer, "MIN_CHUNKS_PER_PASS", 2)
+    monkeypatch.setattr(writer, "CHUNKS_PER_PASS_PER_WORKER", 1)
+    field = sst_field(nt=6, ny=16, nx=16)
+    hours = 24.0 * (15 + 30.5 * np.arange(6))
+    units = {"units": "hour since 0000-01-01 00:00:00"}
+    raw = field.to_dataset().assign_coords(time=("time", hours, {**units, "bounds": "time_bnds"}))
+    raw["time_bnds"] = (("time", "nv"), np.stack([hours - 360, hours + 360], -1), units)
+    raw.to_netcdf(tmp_path / "year0.nc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds, _ = open_input(str(tmp_path / "year0.nc"), chunks={"time": 1}, what="IN")
+        assert ds["time_bnds"].chunks is not None
+        out = write_dataset(ds, tmp_path / "year0.zarr")
+        back = xr.open_zarr(out, use_cftime=True).load()
+    np.testing.assert_array_equal(back["sst"].values, ds["sst"].values)
+    assert back["time_bnds"].values[0, 0] == ds["time_bnds"].values[0, 0]
+
+
 # -- leftovers of writers killed outright ---------------------------------------------------------
 
 

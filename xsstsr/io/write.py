@@ -393,6 +393,14 @@ def _write_zarr(ds: xr.Dataset, tmp: Path, *, progress: bool, label: str) -> Non
     """
     import zarr
 
+    # lazy times (a time-bounds variable): with the metadata, not in the passes, whose
+    # region writes decode the store's variables and cannot decode a time not yet written
+    # ("since 0000-01-01" needs cftime, which refuses the placeholder NaNs)
+    times = [n for n, v in ds.variables.items() if v.chunks is not None and _is_time(v)]
+    if times:
+        ds = ds.copy()
+        for name in times:
+            ds[name].load()
     # zarr writes through its own I/O thread, which an interrupt of this thread would
     # leave writing into the temporary after its removal: hold signals while zarr writes
     # from this thread (the dask passes below are interruptible)
@@ -412,6 +420,12 @@ def _write_zarr(ds: xr.Dataset, tmp: Path, *, progress: bool, label: str) -> Non
                 )
     with deferred_interrupts():
         zarr.consolidate_metadata(str(tmp))
+
+
+def _is_time(var: xr.Variable) -> bool:
+    """Dates or durations: decoded, or cftime objects or numbers with CF time units."""
+    units = var.encoding.get("units", var.attrs.get("units", ""))
+    return var.dtype.kind in "Mm" or " since " in str(units)
 
 
 def _passes(
