@@ -306,6 +306,21 @@ def test_lazy_time_bounds_from_year_zero_write_to_zarr_in_passes(
     assert back["time_bnds"].values[0, 0] == ds["time_bnds"].values[0, 0]
 
 
+@pytest.mark.parametrize("name", ["out.nc", "out.zarr"])
+def test_coordinates_and_bounds_get_no_fill_value(tmp_path: Path, name: str) -> None:
+    """CF: coordinates and cell bounds have no missing values; xarray would add NaN."""
+    high = xsstsr.downscale(sst_field(nt=2, ny=8, nx=8), model=make_model(4, 1), device="cpu")
+    ds = high.to_dataset().assign_coords(
+        lat_bnds=(("lat", "bnds"), np.stack([high.lat - 0.1, high.lat + 0.1], -1))
+    )
+    ds["lat"].attrs["bounds"] = "lat_bnds"
+    out = write_dataset(ds.chunk({"time": 1}), tmp_path / name)
+    back = open_any(out)
+    for coord in ("lat", "lon", "lat_bnds"):
+        assert back[coord].encoding.get("_FillValue") is None, coord
+    assert np.isnan(back["sst"].encoding["_FillValue"])
+
+
 # -- leftovers of writers killed outright ---------------------------------------------------------
 
 

@@ -62,8 +62,14 @@ def open_any(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
 
 
 def _encoding(ds: xr.Dataset, kind: str) -> dict[str, dict[str, Any]]:
-    """Compression for float variables; chunking follows the dask chunks."""
+    """Compression for float variables; chunking follows the dask chunks. Coordinates and
+    cell bounds get no _FillValue (CF: they have no missing values; xarray would add NaN)."""
     encoding: dict[str, dict[str, Any]] = {}
+    bounds = {var.attrs.get("bounds") for var in ds.variables.values()}
+    for name, variable in ds.variables.items():
+        plain = name in ds.coords or name in bounds
+        if variable.dtype.kind == "f" and plain and "_FillValue" not in variable.encoding:
+            encoding[str(name)] = {"_FillValue": None}
     for name, var in ds.data_vars.items():
         if var.dtype.kind != "f":
             continue
@@ -71,7 +77,7 @@ def _encoding(ds: xr.Dataset, kind: str) -> dict[str, dict[str, Any]]:
             enc: dict[str, Any] = {"zlib": True, "complevel": 4}
             if var.chunks is not None:
                 enc["chunksizes"] = tuple(c[0] for c in var.chunks)
-            encoding[str(name)] = enc
+            encoding[str(name)] = {**encoding.get(str(name), {}), **enc}
     return encoding
 
 
