@@ -748,6 +748,38 @@ def test_the_cyclic_point_and_coordinate_fixes_in_the_errors_work(m4):
     np.testing.assert_array_equal(mended["sst"].values, expected.values)
 
 
+def test_the_one_gridded_variable_is_the_sst(m4):
+    """Beside NCL-style 1-D lat/lon data variables, a time series and time bounds, the one
+    field with two dims or more is the SST (they were listed as candidates)."""
+    plain = sst_field(nt=2, ny=8, nx=8)
+    plain.attrs.pop("standard_name", None)
+    ds = xr.Dataset(
+        {
+            "temp": plain,
+            "lat_values": ("lat", plain["lat"].values),
+            "series": plain.mean(("lat", "lon")),
+            "time_bnds": (("time", "nv"), np.zeros((2, 2))),
+        }
+    )
+    ds["time"].attrs["bounds"] = "time_bnds"
+    out = ds.sstsr.downscale(model=m4, device="cpu")
+    expected = plain.sstsr.downscale(model=m4, device="cpu")
+    np.testing.assert_array_equal(out["temp"].values, expected.values)
+    with pytest.raises(xsstsr.AmbiguousVariableError, match=r"among \('temp', 'other'\)"):
+        ds.assign(other=ds["temp"] + 1).sstsr.downscale(model=m4, device="cpu")
+
+
+def test_other_gridded_variables_are_left_out_with_a_warning(m4):
+    plain = sst_field(nt=2, ny=8, nx=8)
+    ds = xr.Dataset({"sst": plain, "airt": plain - 1, "series": plain.mean(("lat", "lon"))})
+    with pytest.warns(UserWarning, match=r"other variables on its grid, \['airt'\], are not"):
+        out = ds.sstsr.downscale(model=m4, device="cpu", variable="sst")
+    assert set(out.data_vars) == {"sst", "series"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as the warning says: select first, and it is quiet
+        ds[["sst", "series"]].sstsr.downscale(model=m4, device="cpu")
+
+
 def test_the_seam_fix_in_the_error_works(m4):
     """A box over the prime meridian stored as 0..360: the GridError's own fix runs."""
     box = sst_field(nt=2, lon0=-4.0, step=0.25).assign_coords(lon=lambda d: d.lon % 360)

@@ -67,8 +67,9 @@ class SSTFields:
 def find_sst_variable(ds: xr.Dataset, variable: Hashable | None = None) -> Hashable:
     """Return the name of the SST variable in ``ds``.
 
-    Explicit ``variable``, then a CF standard_name from :data:`SST_STANDARD_NAMES`,
-    then the only data variable.
+    Explicit ``variable``, then a CF standard_name from :data:`SST_STANDARD_NAMES` (among
+    several, the one field: two dims or more, no variable's cell bounds), then the only
+    data variable, then the only field.
     """
     names = list(ds.data_vars)
     if variable is not None:
@@ -78,9 +79,17 @@ def find_sst_variable(ds: xr.Dataset, variable: Hashable | None = None) -> Hasha
                 f"{tuple(names)}. Pass one of them as variable=..."
             )
         return variable
+    # a field has two dims or more and bounds nothing: NCL's lat/lon data variables, a time
+    # series or time bounds beside it are not SST candidates
+    bounds = {var.attrs.get("bounds") for var in ds.variables.values()}
+    fields = [name for name in names if ds[name].ndim >= 2 and name not in bounds]
     by_standard_name = [
         name for name in names if ds[name].attrs.get("standard_name") in SST_STANDARD_NAMES
     ]
+    if len(by_standard_name) > 1:  # e.g. the SST and its area mean: the field
+        by_standard_name = [name for name in by_standard_name if name in fields] or (
+            by_standard_name
+        )
     if len(by_standard_name) == 1:
         return by_standard_name[0]
     if len(by_standard_name) > 1:
@@ -95,8 +104,10 @@ def find_sst_variable(ds: xr.Dataset, variable: Hashable | None = None) -> Hasha
             "the dataset has no data variables; nothing to downscale. Pass the Dataset that "
             "holds the SST, or the SST DataArray itself."
         )
+    if len(fields) == 1:
+        return fields[0]
     raise AmbiguousVariableError(
-        f"cannot tell which variable is the SST among {tuple(names)}: none has a "
+        f"cannot tell which variable is the SST among {tuple(fields or names)}: none has a "
         f"standard_name in {SST_STANDARD_NAMES}. Pass variable=... or set "
         "standard_name='sea_surface_temperature' on it."
     )

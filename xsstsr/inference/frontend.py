@@ -224,7 +224,9 @@ def downscale(
     Returns
     -------
     Same type as ``obj``: the SST on the fine grid, with the model's name, sha256,
-    the factor and the xsstsr version in its attributes and a line in ``history``.
+    the factor and the xsstsr version in its attributes and a line in ``history``. A
+    Dataset keeps its variables off the grid (time series, scalars); its other gridded
+    variables are left out, with a warning.
     ``source`` (the Dataset's and the variable's) gains "downscaled xFACTOR by xsstsr
     VERSION with model NAME (sha256 PREFIX)" and a kept ``title`` gains
     " (downscaled xFACTOR by xsstsr NAME)", so they no longer describe the coarse input.
@@ -414,6 +416,13 @@ def downscale(
         for name, var in obj.data_vars.items()
         if name != fields.variable and lat_dim not in var.dims and lon_dim not in var.dims
     }
+    gridded = [str(n) for n in obj.data_vars if n != fields.variable and n not in keep]
+    if gridded:  # never silently: a file's other fields do not come along
+        warn_user(
+            f"only {str(fields.variable)!r} is downscaled; the other variables on its grid, "
+            f"{gridded}, are not in the result (downscale one with variable=..., or drop them "
+            "first with ds[[...]] to silence this)."
+        )
     out = xr.Dataset({**keep, fields.variable: result}, attrs=ds_attrs)
     for name, bounds in ((lat_dim, lat_bounds), (lon_dim, lon_bounds)):
         bname = f"{name}_bnds"
