@@ -226,6 +226,21 @@ def test_plot_spectrum_lines(hi: xr.DataArray, coarse: xr.DataArray, truth: xr.D
     np.testing.assert_allclose(result_line.get_ydata(), expected.values)
 
 
+def test_plot_spectrum_averages_the_same_rows_for_every_fine_field(
+    hi: xr.DataArray, coarse: xr.DataArray, truth: xr.DataArray
+) -> None:
+    """Land in the truth's first rows and in the result's last: each line is drawn from the
+    rows both hold whole (each once used its own, different latitudes)."""
+    wet_truth = truth.where(truth["lat"] > truth["lat"][3])
+    wet_hi = hi.where(hi["lat"] < hi["lat"][-4])
+    fig = wet_hi.sstsr.plot_spectrum(coarse=coarse, truth=wet_truth)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    common = wet_hi.where(wet_truth.notnull())
+    for label, field in (("downscaled", common), ("truth", wet_truth.where(common.notnull()))):
+        expected = xsstsr.evaluation.zonal_spectrum(field, nan="skip")
+        np.testing.assert_allclose(lines[label].get_ydata(), expected.values, rtol=1e-6)
+
+
 def test_plot_spectrum_options(hi: xr.DataArray, coarse: xr.DataArray) -> None:
     fig, ax = plt.subplots()
     out = xsstsr.plot_spectrum(hi, coarse=coarse, baseline=None, units="km", ax=ax)

@@ -16,6 +16,7 @@ from .models.history import plot_history
 
 __all__ = ["plot_compare", "plot_history", "plot_spectrum", "plot_stations"]
 from .errors import (
+    GridError,
     InputDataError,
     InputTypeError,
     OptionError,
@@ -272,6 +273,41 @@ def _baseline(coarse: xr.DataArray, name: str, like: xr.DataArray) -> xr.DataArr
     return make(coarse, like=like)
 
 
+def _on_common_ocean(
+    fields: list[tuple[str, xr.DataArray, dict[str, Any]]], result: xr.DataArray
+) -> list[tuple[str, xr.DataArray, dict[str, Any]]]:
+    """The fine fields on ``result``'s grid masked to the cells that are ocean in all of
+    them, so that their spectra average the same rows (each field's own land-free rows
+    once put the truth's spectrum at 65 S beside the result's at 35-41 S)."""
+    from .cf.criteria import find_lat_lon
+
+    lat, lon = find_lat_lon(result)
+    same: dict[int, xr.DataArray] = {}
+    for i, (label, da, _) in enumerate(fields):
+        if label == "coarse input":
+            continue
+        try:
+            moved = on_grid(da, result, lat, lon, label)
+        except (GridError, ValueError):
+            continue  # another grid (a truth at its own resolution): its own rows
+        if dict(moved.sizes) == dict(result.sizes) and all(
+            np.array_equal(moved[d].values, result[d].values)
+            for d in result.dims
+            if d in result.coords
+        ):  # the same cells and steps
+            same[i] = moved.transpose(*result.dims)
+    if len(same) < 2:
+        return fields
+    ocean = None
+    for da in same.values():
+        valid = da.notnull().data
+        ocean = valid if ocean is None else ocean & valid
+    return [
+        (label, same[i].where(result.copy(data=ocean)) if i in same else da, style)
+        for i, (label, da, style) in enumerate(fields)
+    ]
+
+
 def plot_spectrum(
     obj: xr.Dataset | xr.DataArray,
     coarse: xr.Dataset | xr.DataArray | None = None,
@@ -341,6 +377,7 @@ def plot_spectrum(
     truth_da = _field(truth, variable)
     if truth_da is not None:
         fields.append(("truth", truth_da, {"color": "k", "lw": 1.2}))
+    fields = _on_common_ocean(fields, result_da)
     tasks = [spectrum_task(da) for _, da, _ in fields]
     parts = dask.compute(*(task for task, _, _ in tasks))
     mode = nan
