@@ -323,7 +323,9 @@ def plot_spectrum(
     """Zonal wavenumber power spectra of the input, result, baseline and truth (log-log).
 
     Each spectrum is the 1-D zonal PSD averaged over latitude rows and time (Hann window,
-    linear detrending; see :func:`xsstsr.evaluation.zonal_spectrum`). A dotted line marks
+    linear detrending; see :func:`xsstsr.evaluation.zonal_spectrum`). The fields on the
+    result's grid (result, baseline, truth) are first masked to the cells that are ocean in
+    all of them, so their lines average the same rows. A dotted line marks
     the coarse grid's Nyquist wavenumber: above it, all the variance is the model's.
     All fields are reduced in one :func:`dask.compute`.
 
