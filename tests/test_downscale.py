@@ -762,7 +762,8 @@ def test_the_one_gridded_variable_is_the_sst(m4):
         }
     )
     ds["time"].attrs["bounds"] = "time_bnds"
-    out = ds.sstsr.downscale(model=m4, device="cpu")
+    with pytest.warns(UserWarning, match=r"\['lat_values'\], are not in the result"):
+        out = ds.sstsr.downscale(model=m4, device="cpu")
     expected = plain.sstsr.downscale(model=m4, device="cpu")
     np.testing.assert_array_equal(out["temp"].values, expected.values)
     with pytest.raises(xsstsr.AmbiguousVariableError, match=r"among \('temp', 'other'\)"):
@@ -772,7 +773,7 @@ def test_the_one_gridded_variable_is_the_sst(m4):
 def test_other_gridded_variables_are_left_out_with_a_warning(m4):
     plain = sst_field(nt=2, ny=8, nx=8)
     ds = xr.Dataset({"sst": plain, "airt": plain - 1, "series": plain.mean(("lat", "lon"))})
-    with pytest.warns(UserWarning, match=r"other variables on its grid, \['airt'\], are not"):
+    with pytest.warns(UserWarning, match=r"or longitude, \['airt'\], are not in the result"):
         out = ds.sstsr.downscale(model=m4, device="cpu", variable="sst")
     assert set(out.data_vars) == {"sst", "series"}
     with warnings.catch_warnings():

@@ -419,9 +419,9 @@ def downscale(
     gridded = [str(n) for n in obj.data_vars if n != fields.variable and n not in keep]
     if gridded:  # never silently: a file's other fields do not come along
         warn_user(
-            f"only {str(fields.variable)!r} is downscaled; the other variables on its grid, "
-            f"{gridded}, are not in the result (downscale one with variable=..., or drop them "
-            "first with ds[[...]] to silence this)."
+            f"only {str(fields.variable)!r} is downscaled; the other variables along its "
+            f"latitude or longitude, {gridded}, are not in the result (downscale one with "
+            "variable=..., or drop them first with ds[[...]] to silence this)."
         )
     out = xr.Dataset({**keep, fields.variable: result}, attrs=ds_attrs)
     for name, bounds in ((lat_dim, lat_bounds), (lon_dim, lon_bounds)):
