@@ -449,6 +449,9 @@ def test_every_fit_flag_takes_its_own_default() -> None:
         args = parser.parse_args(["fit", "in.nc", "out.safetensors", flag, str(value)])
         assert getattr(args, name) == value, name
     assert parser.parse_args(["fit", "i.nc", "o.safetensors", "--keep", "last"]).keep == "last"
+    assert parser.parse_args(["fit", "i.nc", "o.safetensors", "--patience", "none"]).patience == (
+        "none"
+    )
 
 
 def test_station_units_read_a_kelvin_csv(
@@ -498,6 +501,8 @@ def test_fit(tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixtu
             "1",
             "--device",
             "cpu",
+            "--patience",
+            "none",
             "--no-progress",
             "--stations",
             str(files["stations"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -71,6 +72,11 @@ _positive_int = _integer_at_least(1, "a positive integer")
 
 
 _non_negative_int = _integer_at_least(0, "an integer >= 0")
+
+
+def _patience(text: str) -> int | str:
+    """A positive integer, or "none" (never stop early; fit's patience=None)."""
+    return "none" if text.strip().lower() == "none" else _positive_int(text)
 
 
 def _region(text: str) -> tuple[str, tuple[float, float, float, float]]:
@@ -298,9 +304,11 @@ def _option_help() -> dict[str, str]:
             for name in names:
                 paragraphs[name].append(line.strip())
     out: dict[str, str] = {}
+    role = re.compile(r":[a-z]+:`~?([^`]+)`")  # :class:`~xsstsr.Model` -> xsstsr.Model
+    sentence_end = re.compile(r"(?<!e\.g)(?<!i\.e)\. ")
     for name, lines in paragraphs.items():
-        text = " ".join(lines).replace("``", "")
-        out[name] = text.split(". ")[0].rstrip(".")
+        text = role.sub(r"\1", " ".join(lines).replace("``", ""))
+        out[name] = sentence_end.split(text)[0].rstrip(".")
     return out
 
 
@@ -338,6 +346,8 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, choices=list(KEEP), default=None, help=text)
         elif name == "factor":
             parser.add_argument(flag, type=_factor, default=None, help=text)
+        elif name == "patience":
+            parser.add_argument(flag, type=_patience, default=None, help=text + "; none: never")
         elif name in integers:
             kind = _non_negative_int if name in ("warmup", "seed") else _positive_int
             parser.add_argument(flag, type=kind, default=None, help=text)

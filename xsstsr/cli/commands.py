@@ -96,6 +96,8 @@ def _fit(args: argparse.Namespace) -> int:
     }
     if options.get("init") == "none":  # --init none: from scratch
         options["init"] = None
+    if options.get("patience") == "none":  # --patience none: never stop early
+        options["patience"] = None
     options["progress"] = not args.no_progress
     model = fit(
         ds,

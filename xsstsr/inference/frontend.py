@@ -420,8 +420,9 @@ def downscale(
     if gridded:  # never silently: a file's other fields do not come along
         warn_user(
             f"only {str(fields.variable)!r} is downscaled; the other variables along its "
-            f"latitude or longitude, {gridded}, are not in the result (downscale one with "
-            "variable=..., or drop them first with ds[[...]] to silence this)."
+            f"latitude or longitude, {gridded}, are not in the result; downscale one with "
+            f"variable=..., or select the SST first, ds[[{str(fields.variable)!r}]], to "
+            "silence this."
         )
     out = xr.Dataset({**keep, fields.variable: result}, attrs=ds_attrs)
     for name, bounds in ((lat_dim, lat_bounds), (lon_dim, lon_bounds)):

@@ -80,10 +80,15 @@ class FitConfig:
         Steps of linear warm-up from 0 at the start (0 for none).
     n_critic : int
         Critic steps per generator step.
-    gp_weight, adv_weight, pixel_weight, station_weight : float
-        lambda of the gradient penalty; weights of the adversarial, pixel and station
-        terms of the generator loss (the pixel and station terms are in units of the loss
-        scale, so ``adv_weight`` is relative to an error of one ``loss_scale``).
+    gp_weight : float
+        Lambda of the critic's gradient penalty (WGAN-GP).
+    adv_weight : float
+        Weight of the adversarial term of the generator loss, relative to an error of one
+        ``loss_scale`` (the pixel and station terms are in units of the loss scale).
+    pixel_weight : float
+        Weight of the point-wise loss on the grid.
+    station_weight : float
+        Weight of the point-wise loss at the stations.
     augment : bool
         Flip and transpose each training patch at random (eight orientations): on a small
         record the model learns less of one region's geography by heart.
@@ -115,6 +120,10 @@ class FitConfig:
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     checkpoint_dir : path, optional
         Checkpoints every ``checkpoint_every`` steps; ``resume=True`` continues the last.
+    checkpoint_every : int
+        Steps between checkpoints in ``checkpoint_dir``.
+    resume : bool
+        Continue the checkpoint in ``checkpoint_dir`` (the same arguments as its run).
     progress : bool
         A tqdm bar with the losses and the validation RMSE.
     name : str, optional
