@@ -139,7 +139,7 @@ class FitConfig:
         ``sst-x2.5``, ``sst-x4``, ``sst-x5``) when the fit could take its weights: the
         inputs are the truth's area averages, SST alone, and neither ``architecture=``
         nor another ``window=`` is asked for; otherwise, and with ``None``, from scratch
-        (bicubic). The model's ``metadata["training"]["init"]`` says which.
+        (a zero correction to bicubic). The model's ``metadata["training"]["init"]`` says which.
     """
 
     loss: str = "mse"
