@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .cf.criteria import wrap_longitudes
 from .cf.units import canonical_units, from_celsius, to_celsius
 from .errors import InputDataError, StationsError, warn_user
 
@@ -218,7 +219,7 @@ def drop_outside(
     lat_lo, lat_hi = sorted((lat[0] - dlat / 2, lat[-1] + dlat / 2))
     lon_lo, lon_hi = sorted((lon[0] - dlon / 2, lon[-1] + dlon / 2))
     positions = table.groupby("station")[["lat", "lon"]].first()
-    slon = _wrap_lon(positions["lon"].to_numpy(), lon_lo)
+    slon = wrap_longitudes(positions["lon"].to_numpy(), lon_lo)
     inside = (
         (positions["lat"] >= lat_lo)
         & (positions["lat"] <= lat_hi)
@@ -252,13 +253,8 @@ def drop_outside(
             "stations' positions (lat/lon), times and the data's region."
         )
     table = table.copy()
-    table["lon"] = _wrap_lon(table["lon"].to_numpy(), lon_lo)
+    table["lon"] = wrap_longitudes(table["lon"].to_numpy(), lon_lo)
     return table
-
-
-def _wrap_lon(values: np.ndarray, start: float) -> np.ndarray:
-    """Longitudes shifted by multiples of 360 into [start, start + 360)."""
-    return (np.asarray(values, dtype="float64") - start) % 360.0 + start
 
 
 def _warn(message: str) -> None:

@@ -387,6 +387,17 @@ def is_global_longitude(lon: np.ndarray, step: float) -> bool:
     return bool(abs(abs(step) * lon.size - 360.0) < 1e-6 * 360.0)
 
 
+def has_cyclic_point(lon: np.ndarray, step: float) -> bool:
+    """True when the last longitude repeats the first 360 degrees on (``0, ..., 358, 360``,
+    as added for plotting): the grid is global without it."""
+    return lon.size > 2 and is_global_longitude(lon[1:], step)
+
+
+def wrap_longitudes(values: np.ndarray, start: float) -> np.ndarray:
+    """Longitudes shifted by multiples of 360 into ``[start, start + 360)``."""
+    return (np.asarray(values, dtype="float64") - start) % 360.0 + start
+
+
 def find_fields(
     obj: xr.Dataset | xr.DataArray,
     variable: Hashable | None = None,
@@ -440,7 +451,7 @@ def find_fields(
                 f"da.assign_coords({dim}=...)."
             )
         step = regular_spacing(da[dim].values, dim)
-        if dim == lon_dim and da.sizes[dim] > 2 and is_global_longitude(da[dim][1:].values, step):
+        if dim == lon_dim and has_cyclic_point(np.asarray(da[dim].values), step):
             first, last = float(da[dim][0]), float(da[dim][-1])
             raise GridError(
                 f"{dim!r} runs from {first:g} to {last:g}: its last meridian repeats the first "

@@ -108,7 +108,7 @@ def _without_cyclic_point(ds: xr.Dataset, what: str) -> xr.Dataset:
     refuses it with the same ``isel``; a command line has no place to run that."""
     import numpy as np
 
-    from ..cf.criteria import is_global_longitude, regular_spacing
+    from ..cf.criteria import has_cyclic_point, regular_spacing
     from ..errors import GridError, warn_user
 
     for dim in list(ds.dims):
@@ -121,7 +121,7 @@ def _without_cyclic_point(ds: xr.Dataset, what: str) -> xr.Dataset:
             step = regular_spacing(lon, dim)
         except GridError:  # irregular: the library's own check says what to do
             continue
-        if not is_global_longitude(lon[1:], step):
+        if not has_cyclic_point(lon, step):
             continue
         along = [name for name, var in ds.data_vars.items() if dim in var.dims]
         if all(

@@ -7,7 +7,7 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
-from ..cf.criteria import find_fields, find_lat_lon, find_time, regular_spacing
+from ..cf.criteria import find_fields, find_lat_lon, find_time, regular_spacing, wrap_longitudes
 from ..cf.units import to_celsius
 from ..errors import GridError, InputTypeError
 
@@ -65,8 +65,7 @@ def _same_points_order(
     if mine.size != theirs.size or mine.size == 0:
         return None
     if periodic:  # into mine's window of 360 degrees
-        start = float(mine.min()) - step / 2
-        theirs = (theirs - start) % 360.0 + start
+        theirs = wrap_longitudes(theirs, float(mine.min()) - step / 2)
     order = np.argsort(theirs, kind="stable")
     if mine.size > 1 and mine[0] > mine[-1]:
         order = order[::-1]

@@ -8,7 +8,7 @@ from collections.abc import Hashable
 import numpy as np
 import xarray as xr
 
-from ..cf.criteria import find_lat_lon, is_global_longitude
+from ..cf.criteria import find_lat_lon, is_global_longitude, wrap_longitudes
 from ..errors import (
     CoordinateError,
     InputDataError,
@@ -22,7 +22,7 @@ def _mask_axis(mask: xr.DataArray, dim: Hashable, start: float | None) -> xr.Dat
     values = np.asarray(mask[dim].values, dtype="float64")
     if start is None:
         return mask.sortby(dim)
-    mask = mask.assign_coords({dim: (values - start) % 360.0 + start}).sortby(dim)
+    mask = mask.assign_coords({dim: wrap_longitudes(values, start)}).sortby(dim)
     values = np.asarray(mask[dim].values)
     if values.size > 1 and is_global_longitude(values, float(np.median(np.diff(values)))):
         first = mask.isel({dim: [0]}).assign_coords({dim: values[:1] + 360.0})

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..cf.criteria import find_fields, is_global_longitude, regular_spacing
+from ..cf.criteria import find_fields, is_global_longitude, regular_spacing, wrap_longitudes
 from ..cf.units import check_physical_range_of, to_celsius
 from ..errors import GridError, InputDataError, StationsError, warn_user
 from ..grid.coords import align_source, fine_coordinate
@@ -305,7 +305,7 @@ def prepare_stations(
     table = read_stations(stations, columns, units)
     if data.periodic:  # the grid starts near 0 E: any longitude convention lands on it
         west = data.coarse_lon[0] - (data.coarse_lon[1] - data.coarse_lon[0]) / 2
-        table = table.assign(lon=west + (table["lon"] - west) % 360.0)
+        table = table.assign(lon=wrap_longitudes(table["lon"].to_numpy(), west))
     first = data.low[-1][0]
     ocean = np.isfinite(np.asarray(first))
     table = drop_outside(table, data.coarse_lat, data.coarse_lon, data.times, ocean)
