@@ -29,6 +29,7 @@ Usage::
     python benchmarks/training_study.py --configs '{"adv_weight": 0.0}' --records coads
     python benchmarks/training_study.py --configs released   # the released model, no fit
     python benchmarks/training_study.py --configs linear     # a fitted linear filter, no network
+    python benchmarks/training_study.py --configs '{"self_ensemble": true}'  # downscale's option
     python benchmarks/training_study.py --quick        # seconds: a smoke run
 """
 
@@ -267,6 +268,7 @@ def run_one(
         opts.setdefault("steps", 2)
     started = time.perf_counter()
     no_fit = opts.pop("no_fit", False)
+    self_ensemble = bool(opts.pop("self_ensemble", False))  # downscale's option, not fit's
     if no_fit:
         model = xsstsr.load_model(f"sst-x{FACTOR}")
     else:
@@ -276,7 +278,7 @@ def run_one(
                 data["train"], data["train_stations"], factor=FACTOR, progress=False, **opts
             )
     elapsed = time.perf_counter() - started
-    pred = xsstsr.downscale(coarse, model=model, device="cpu")["sst"]
+    pred = xsstsr.downscale(coarse, model=model, device="cpu", self_ensemble=self_ensemble)["sst"]
     row = {
         "record": name,
         "config": label,
