@@ -312,7 +312,7 @@ CASES: list[Case] = [
         _kelvin_stations,
         E.StationsError,
         ValueError,
-        r"look like kelvin: pass units='K' \(station_units='K'",
+        r"look like kelvin: pass station_units='K' to fit or evaluate",
     ),
     Case(
         "stations-degc-with-station-units-k",

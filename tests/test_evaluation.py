@@ -329,6 +329,9 @@ def test_baseline_rows_need_coarse(
         evaluate(result, truth, coarse=coarse, baseline="cubic")
     with pytest.raises(OptionError, match="a list of them or None"):
         evaluate(result, truth, coarse=coarse, baseline=5)  # type: ignore[arg-type]
+    # the truth passed as coarse= by mistake: said so, not "factor must be greater than 1"
+    with pytest.raises(GridError, match="as fine as the downscaled field's"):
+        evaluate(result, truth, coarse=truth)
 
 
 def test_nearest_baseline_copies_coarse_cells(coarse: xr.DataArray, truth: xr.DataArray) -> None:
@@ -562,9 +565,10 @@ def test_cell_bounds_give_the_area_weights() -> None:
     by_bounds = evaluate(result, bounded, by=None)
     assert by_bounds.attrs["weights"] == "area (cell bounds)"
     pd.testing.assert_frame_equal(by_cos, by_bounds, rtol=1e-10)
-    # uneven rows: the two polar rows are twice as tall; found through the CF attribute
+    # uneven rows: the southern polar row is twice as tall, the northern one clipped at the
+    # pole; found through the CF attribute
     uneven = regular.copy()
-    uneven[0, 0], uneven[-1, 1] = -97.5, 97.5  # not on a sphere: shows the sin() is used
+    uneven[0, 0], uneven[-1, 1] = -97.5, 90.0  # not on a sphere: shows the sin() is used
     lon_b = np.stack([lon - 7.5, lon + 7.5], axis=1)
     lon_b[0] = [352.5, 367.5 - 360.0]  # a cell across 0 degrees, written wrapped
     ds = truth.assign(b_lat=(("lat", "nv"), uneven), b_lon=(("nv", "lon"), lon_b.T)).assign_coords(
@@ -575,9 +579,17 @@ def test_cell_bounds_give_the_area_weights() -> None:
     w = np.abs(s[:, 1] - s[:, 0])[:, None] * width[None, :]
     expected = brute(result["sst"].values, truth["sst"].values, w=w)
     check(row(evaluate(result, ds, by=None), source="downscaled"), expected)
+    # the bounds follow their rows: a truth stored north to south, or in -180..180
+    # sorted from -180, weighs each cell as before (they once kept the stored order)
+    flipped = ds.isel(lat=slice(None, None, -1))
+    shifted = ds.assign_coords(lon=((ds.lon + 180.0) % 360.0) - 180.0).sortby("lon")
+    for layout in (flipped, shifted, flipped.isel(lon=slice(None, None, -1))):
+        check(row(evaluate(result, layout, by=None), source="downscaled"), expected)
     # bounds of the result's own Dataset count when the truth has none
     own = result.assign(b_lat=ds.b_lat, b_lon=ds.b_lon).assign_coords(lat=ds.lat, lon=ds.lon)
     check(row(evaluate(own, truth["sst"], by=None), source="downscaled"), expected)
+    own_flipped = own.isel(lat=slice(None, None, -1))
+    check(row(evaluate(own_flipped, truth["sst"], by=None), source="downscaled"), expected)
     with pytest.raises(GridError, match="drop_vars"):
         evaluate(result, truth.assign(lat_bnds=(("lat", "nv"), np.zeros((12, 3)))))
 

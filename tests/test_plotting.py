@@ -99,6 +99,19 @@ def test_plot_compare_panels(hi: xr.DataArray, coarse: xr.DataArray, truth: xr.D
     assert colorbars == ["SST (degC)", "difference (K)"]
 
 
+def test_plot_compare_shows_every_panel_at_the_same_step(
+    hi: xr.DataArray, coarse: xr.DataArray, truth: xr.DataArray
+) -> None:
+    """Each panel once took its own nearest step: a truth of other dates was drawn under
+    the downscaled field's date, and their difference was a change of days."""
+    fig = hi.isel(time=[0, 1]).sstsr.plot_compare(truth=truth, coarse=coarse, time="2021-01-02")
+    assert fig.get_suptitle() == "time = 2021-01-02"
+    with pytest.raises(InputDataError, match=r"truth panel has no time step at 2021-01-02"):
+        hi.isel(time=[0, 1]).sstsr.plot_compare(truth=truth.isel(time=[3]), time="2021-01-02")
+    with pytest.raises(InputDataError, match="coarse input panel"):
+        hi.isel(time=[0, 1]).sstsr.plot_compare(coarse=coarse.isel(time=[2, 3]), time="2021-01-02")
+
+
 def map_axes(fig: Figure) -> list:
     return [ax for ax in fig.axes if ax.get_title()]
 

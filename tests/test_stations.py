@@ -320,6 +320,46 @@ def test_sample_field_without_time() -> None:
     assert len(out) == len(frame)
 
 
+def test_sample_field_drops_rows_far_from_every_step() -> None:
+    """Days a field leaves out (a selection with a gap) are not scored against a step days
+    away; the rows near a kept step are, in any order of the steps."""
+    frame = read_stations(table())
+    kept = linear_field().isel(time=[3, 1, 0])  # days 1, 2 and 4, stored backwards
+    with pytest.warns(UserWarning, match="half a time step"):
+        out = sample_field(kept, frame, "lat", "lon", "time")
+    assert sorted(out["time"].dt.day.unique()) == [1, 2, 4]
+    step = ((out["time"] - TIMES[0]) / pd.Timedelta(days=1)).to_numpy()
+    np.testing.assert_allclose(
+        out["model"], exact(out["lat"].to_numpy(), out["lon"].to_numpy(), step), atol=1e-9
+    )
+
+
+def test_sample_field_at_one_kept_time_scores_that_day_only() -> None:
+    frame = read_stations(table())
+    one = linear_field().isel(time=2)  # keeps time as a scalar coordinate
+    with pytest.warns(UserWarning, match=r"12 hours.*drop_vars\('time'\)"):
+        out = sample_field(one, frame, "lat", "lon", None)
+    assert list(out["time"].dt.day.unique()) == [3]
+    with pytest.raises(StationsError, match="within 12 hours"):
+        sample_field(one, frame[frame["time"] != TIMES[2]], "lat", "lon", None)
+
+
+def test_sample_field_interpolates_across_the_seam_of_a_global_grid() -> None:
+    """A station between a global grid's last and first columns (lon 359 and 1) is ocean
+    on both sides: it is scored, from both columns, not left out as outside the axis."""
+    lon = np.arange(1.0, 360.0, 2.0)
+    lat = np.array([-1.0, 1.0])
+    values = np.broadcast_to(np.arange(lon.size, dtype="float64"), (TIMES.size, 2, lon.size))
+    field = xr.DataArray(
+        values, dims=("time", "lat", "lon"), coords={"time": TIMES, "lat": lat, "lon": lon}
+    )
+    frame = read_stations(table(lat=0.0, lon=np.repeat([0.0, -0.5], 4)))
+    out = sample_field(field, frame, "lat", "lon", "time")
+    last = float(lon.size - 1)
+    expected = np.repeat([0.5 * last, 0.75 * last], 4)  # 0.0 halfway, -0.5 a quarter of the way
+    np.testing.assert_allclose(out.sort_values(["station", "time"])["model"], expected)
+
+
 # -- times, units and layouts as real tables come ----------------------------------------
 
 
@@ -357,7 +397,7 @@ def test_kelvin_tables_need_units_k() -> None:
     pd.testing.assert_frame_equal(
         read_stations(kelvin, units="K"), read_stations(table()), check_exact=False, atol=1e-9
     )
-    with pytest.raises(StationsError, match="look like kelvin: pass units='K'"):
+    with pytest.raises(StationsError, match=r"look like kelvin.*units='K'"):
         read_stations(kelvin)
     with pytest.raises(StationsError, match="look like degC"):
         read_stations(table(), units="K")

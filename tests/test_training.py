@@ -464,8 +464,12 @@ def test_checkpoint_guards(truth: xr.Dataset, tmp_path: Path) -> None:
 
     with pytest.raises(xsstsr.TrainingError, match="resume=True"):
         xsstsr.fit(truth, checkpoint_dir=ckpt, **kwargs)
-    with pytest.raises(xsstsr.TrainingError, match="different configuration"):
+    # the error names what changed (and no start hint when the start did not)
+    with pytest.raises(
+        xsstsr.TrainingError, match=r"differs in .*training\.lr \(0\.002 then, 0\.0002 now\)"
+    ) as err:
         xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **dict(kwargs, lr=2e-4))
+    assert "init=None" not in str(err.value)
     with pytest.raises(xsstsr.TrainingError, match="different configuration"):
         xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **dict(kwargs, loss="gumbel", r=1.0))
     # this run started from scratch: the default start (the released model) is another
@@ -482,6 +486,11 @@ def test_checkpoint_guards(truth: xr.Dataset, tmp_path: Path) -> None:
     )
     with pytest.raises(xsstsr.TrainingError, match="another xsstsr version"):
         xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **kwargs)
+    # the loop's own state, or a step, edited by hand: refused, not a KeyError later on
+    for edit in ({"loop": {}}, {"step": -1}):
+        (ckpt / training.CHECKPOINT_STATE).write_text(json.dumps({**state, **edit}))
+        with pytest.raises(xsstsr.TrainingError, match="cannot be restored"):
+            xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **kwargs)
     (ckpt / training.CHECKPOINT_STATE).write_text(record)
 
     blob = bytearray(tensors.read_bytes())

@@ -295,8 +295,24 @@ def test_bad_metadata_json_and_state(trained):
     state["head.bias"][0] = np.nan
     with pytest.raises(xsstsr.WeightsError, match="NaN"):
         Model.from_bytes(raw(trained.metadata, state))
+    # nor is one made in memory: it would downscale to NaN ocean and save an unloadable file
+    with pytest.raises(xsstsr.WeightsError, match=r"head\.bias.*NaN"):
+        Model(state, trained.metadata)
     with pytest.raises(xsstsr.MetadataError):
         Model(trained.state, {**trained.metadata, "window": "3"})
+
+
+def test_save_to_a_path_that_cannot_hold_the_file_is_a_write_error(trained, tmp_path):
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    for path, words in (
+        (a_file / "m.safetensors", "folder you can write to"),
+        (tmp_path, "names a folder"),
+        (".", "names a folder"),
+    ):
+        with pytest.raises(xsstsr.WriteError, match=words):
+            trained.save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing half written
 
 
 def test_foreign_files_refused(trained, tmp_path, monkeypatch):
@@ -332,6 +348,18 @@ def test_changed_file_refused_by_ref(trained, tmp_path):
         resolve_ref(ModelRef(sha256="0" * 64, path=str(path)))
     with pytest.raises(xsstsr.WeightsError, match="not available"):
         resolve_ref(ModelRef(sha256="1" * 64))
+
+
+def test_a_model_named_like_a_released_one_is_never_swapped_for_it(tmp_path):
+    """A worker that cannot read a model's file must not run the released model of the same
+    name in its place (a fine-tune saved as "sst-x4" on a path other hosts cannot see)."""
+    released = xsstsr.load_model("sst-x4")
+    assert resolve_ref(ModelRef(sha256=released.sha256, name="sst-x4")) is not None
+    unreadable = str(tmp_path / "moved.safetensors")
+    with pytest.raises(xsstsr.WeightsError, match="not readable here"):
+        resolve_ref(ModelRef(sha256="2" * 64, path=unreadable, name="sst-x4"))
+    with pytest.raises(xsstsr.WeightsError, match="not available"):
+        resolve_ref(ModelRef(sha256="3" * 64, name="no-such-model"))
 
 
 def test_network_built_once_per_process(tmp_path):
@@ -555,6 +583,34 @@ def test_fetch_all(release):
     release.server.stop()  # now offline: everything is cached
     assert sorted(xsstsr.fetch_all()) == sorted(paths)
     assert xsstsr.load_model("sst-x2.5").factor == 2.5
+
+
+def test_fetch_all_without_a_mirror_fills_the_cache_from_the_shipped_copies(
+    release, monkeypatch, tmp_path
+):
+    """The cache folder alone is what an offline machine needs, as the guide says."""
+    monkeypatch.delenv("XSSTSR_WEIGHTS_URL")
+    for name, blob in release.blobs.items():
+        (release.shipped / f"{name}.safetensors").write_bytes(blob)
+    paths = xsstsr.fetch_all()
+    assert sorted(paths) == sorted(release.cache / f"{n}.safetensors" for n in release.blobs)
+    assert all(p.read_bytes() == release.blobs[p.stem] for p in paths)
+    assert release.server.requests == []
+    blocked = tmp_path / "afile"
+    blocked.write_text("")
+    monkeypatch.setenv("XSSTSR_CACHE", str(blocked / "cache"))
+    with pytest.raises(xsstsr.WriteError, match="XSSTSR_CACHE"):
+        xsstsr.fetch_all()
+
+
+def test_a_cache_that_cannot_be_written_is_not_called_a_download_failure(
+    release, monkeypatch, tmp_path
+):
+    blocked = tmp_path / "afile"
+    blocked.write_text("")
+    monkeypatch.setenv("XSSTSR_CACHE", str(blocked / "cache"))
+    with pytest.raises(xsstsr.WriteError, match=r"weights cache.*XSSTSR_CACHE"):
+        xsstsr.load_model("sst-x4")  # a mirror is set and nothing ships: it must download
 
 
 # -- mirror URLs and time limits ------------------------------------------------------------------

@@ -65,6 +65,36 @@ def _snapshot(da: xr.DataArray, time: Any) -> xr.DataArray:
     return da.transpose(lat, lon)
 
 
+def _step_time(snap: xr.DataArray) -> Any:
+    """The time a snapshot kept as a scalar coordinate (datetime64 or cftime), or None."""
+    scalars = [c.values for c in snap.coords.values() if c.ndim == 0 and c.dtype.kind in "MO"]
+    return scalars[0] if scalars else None
+
+
+def _same_step(da: xr.DataArray, when: Any, title: str) -> xr.DataArray:
+    """``da`` at the step ``when``, or an InputDataError when its nearest step is more than
+    half a step away (a truth or input of other dates)."""
+    snap, dropped = _snapshot(da, when), [d for d in da.dims if d in da.coords]
+    got = _step_time(snap)
+    steps = [
+        np.unique(da[d].values) for d in dropped if d not in snap.dims and da[d].dtype.kind in "MO"
+    ]
+    try:  # times of another kind (cftime against numpy) have no distance to check
+        half = (
+            np.diff(steps[0]).min() / 2 if steps and steps[0].size > 1 else np.timedelta64(12, "h")
+        )
+        far = when is not None and got is not None and bool(abs(got - when) > half)
+    except TypeError:
+        far = False
+    if far:
+        raise InputDataError(
+            f"the {title} panel has no time step at {str(when)[:19]} (its nearest is "
+            f"{str(got)[:19]}); pass a {title} that covers the downscaled field's times, or "
+            "pick a time both have with time=."
+        )
+    return snap
+
+
 def _when(snap: xr.DataArray) -> str:
     """The time of a snapshot, for a title ('' when it has none)."""
     for name, coord in snap.coords.items():
@@ -142,7 +172,9 @@ def plot_compare(
         The older calling form ``plot_compare(coarse, result=hi, truth=truth)``: when
         ``result`` is given, ``obj`` is the coarse input.
     time : optional
-        The time step to show (nearest); default the first.
+        The time step to show: the downscaled field's step nearest ``time`` (default its
+        first); the other panels are drawn at that same step (InputDataError when one has
+        no step within half a step of it).
     variable : str, optional
         Name of the SST variable in Datasets.
     cmap : str or matplotlib Colormap, optional
@@ -190,7 +222,14 @@ def plot_compare(
         base_da = _baseline(coarse_da, baseline, result_da)
         panels.append((baseline, base_da))
     panels += [("downscaled", result_da), ("truth", truth_da)]
-    maps = [(title, _snapshot(da, time)) for title, da in panels if da is not None]
+    # every panel at the downscaled field's step: nearest on each would mix dates
+    shown = _snapshot(result_da, time)
+    step = _step_time(shown)
+    maps = [
+        (title, shown if da is result_da else _same_step(da, step, title))
+        for title, da in panels
+        if da is not None
+    ]
     values = np.concatenate([np.asarray(m.values, dtype="float64").ravel() for _, m in maps])
     if not np.isfinite(values).any():
         raise InputDataError(

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .cf.criteria import wrap_longitudes
+from .cf.criteria import is_global_longitude, wrap_longitudes
 from .cf.units import canonical_units, from_celsius, to_celsius
 from .errors import InputDataError, StationsError, warn_user
 
@@ -163,8 +163,8 @@ def _check_plausible(celsius: np.ndarray, stated: str) -> None:
     median = float(np.median(raw))
     if stated == "degC" and 250.0 <= median <= 320.0:
         fix = (
-            "they look like kelvin: pass units='K' (station_units='K' to fit or evaluate, "
-            "--station-units K on the command line)"
+            "they look like kelvin: pass station_units='K' to fit or evaluate "
+            "(read_stations(table, units='K') on its own)"
         )
     elif stated == "K" and lo <= median <= hi:
         fix = "they look like degC: pass units='degC' (the default)"
@@ -257,8 +257,45 @@ def drop_outside(
     return table
 
 
+def _across_the_seam(field: xr.DataArray, lon: Hashable, values: np.ndarray) -> xr.DataArray:
+    """A global field with its last and first columns repeated beyond its ends, so that a
+    station between them (near the seam the grid's longitudes start from) is interpolated
+    across it instead of falling outside the axis."""
+    step = float(values[1] - values[0]) if values.size > 1 else 0.0
+    if not (values.size > 2 and is_global_longitude(values, step)):
+        return field
+    before = field.isel({lon: [-1]}).assign_coords({lon: [values[0] - step]})
+    after = field.isel({lon: [0]}).assign_coords({lon: [values[-1] + step]})
+    return xr.concat([before, field, after], dim=lon)
+
+
+def _scalar_time(field: xr.DataArray) -> np.datetime64 | None:
+    """The time of a field that kept one time step as a scalar coordinate, else None."""
+    for coord in field.coords.values():
+        if coord.ndim == 0 and np.issubdtype(coord.dtype, np.datetime64):
+            return np.datetime64(coord.values, "ns")
+    return None
+
+
 def _warn(message: str) -> None:
     warn_user(message)
+
+
+def nearest_steps(times: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each observation time, the index of the nearest of ``times`` (in any order) and
+    whether it lies within half a time step (the median step) of it. One time step takes
+    every observation: there is no step to measure against."""
+    times = np.asarray(times).astype("datetime64[ns]")
+    obs = np.asarray(obs).astype("datetime64[ns]")
+    if times.size == 1:
+        return np.zeros(obs.size, dtype=int), np.ones(obs.size, dtype=bool)
+    order = np.argsort(times, kind="stable")
+    ordered = times[order]
+    pos = np.clip(np.searchsorted(ordered, obs), 1, times.size - 1)
+    left, right = ordered[pos - 1], ordered[pos]
+    nearest = np.where(obs - left <= right - obs, pos - 1, pos)
+    half = np.median(np.diff(ordered)) / 2
+    return order[nearest], np.abs(obs - ordered[nearest]) <= half
 
 
 def align_to_times(table: pd.DataFrame, times: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -270,16 +307,7 @@ def align_to_times(table: pd.DataFrame, times: np.ndarray) -> tuple[list[str], n
     times = np.asarray(times).astype("datetime64[ns]")
     ids = sorted(table["station"].unique())
     values = np.full((times.size, len(ids)), np.nan)
-    if times.size == 1:
-        index = np.zeros(len(table), dtype=int)
-        ok = np.ones(len(table), dtype=bool)
-    else:
-        obs = table["time"].to_numpy().astype("datetime64[ns]")
-        pos = np.clip(np.searchsorted(times, obs), 1, times.size - 1)
-        left, right = times[pos - 1], times[pos]
-        index = np.where(obs - left <= right - obs, pos - 1, pos)
-        half = np.median(np.diff(times)) / 2
-        ok = np.abs(obs - times[index]) <= half
+    index, ok = nearest_steps(times, table["time"].to_numpy())
     column = {s: i for i, s in enumerate(ids)}
     sums = np.zeros_like(values)
     counts = np.zeros_like(values)
@@ -349,6 +377,35 @@ class StationSampler:
         else:
             times = table["time"].to_numpy()
         table = drop_outside(table, lat_values, lon_values, times)
+        when = _scalar_time(first) if time is None else None
+        if when is not None:  # one time step kept as a coordinate: its day, not every day
+            same_day = np.abs(table["time"].to_numpy() - when) <= np.timedelta64(12, "h")
+            if not same_day.all():
+                _warn(
+                    f"dropped {int((~same_day).sum())} station row(s) more than 12 hours from "
+                    f"the field's one time {when}; to score every observation against this "
+                    "one field, drop its time coordinate first (field.drop_vars('time'))"
+                )
+                table = table[same_day]
+                if table.empty:
+                    raise StationsError(
+                        f"no station row is within 12 hours of the field's time {when}; "
+                        "check the stations' times, or drop the field's time coordinate."
+                    )
+        if time is not None:
+            self.rows, near = nearest_steps(times, table["time"].to_numpy())
+            if not near.all():  # a gap in the field's steps: no step to score them against
+                _warn(
+                    f"dropped {int((~near).sum())} station row(s) more than half a time step "
+                    "from any of the field's time steps (the field has gaps, e.g. a selection "
+                    "of days); score the whole record to keep them"
+                )
+                table, self.rows = table[near], self.rows[near]
+                if table.empty:
+                    raise StationsError(
+                        "no station row is within half a time step of the field's time steps; "
+                        "check the stations' times against the field's."
+                    )
         self.table = table.reset_index(drop=True)
         self.names = list(fields)
         self.times = times if time is not None else None
@@ -360,7 +417,7 @@ class StationSampler:
         }
         self.lazy = []
         for f in fields.values():
-            at = f.interp(points, method="linear")
+            at = _across_the_seam(f, lon, lon_values).interp(points, method="linear")
             order = ([time] if time is not None else []) + ["station"]
             self.lazy.append(at.transpose(*order).drop_vars([lat, lon], errors="ignore"))
         self.lat, self.lon, self.time = lat, lon, time
@@ -369,17 +426,7 @@ class StationSampler:
         """The station table with one column of sampled values per field."""
         table = self.table.copy()
         col = pd.Index(self.station_ids).get_indexer(table["station"])
-        if self.times is None:
-            row = np.zeros(len(table), dtype=int)
-        else:
-            index = pd.Index(self.times)
-            if not index.is_monotonic_increasing:
-                order = np.argsort(self.times, kind="stable")
-                row = order[
-                    pd.Index(self.times[order]).get_indexer(table["time"], method="nearest")
-                ]
-            else:
-                row = index.get_indexer(table["time"], method="nearest")
+        row = np.zeros(len(table), dtype=int) if self.time is None else self.rows
         for name, values in zip(self.names, computed, strict=True):
             arr = np.asarray(values.values, dtype="float64").reshape(-1, len(self.station_ids))
             table[name] = arr[row, col]

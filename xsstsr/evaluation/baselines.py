@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from ..cf.criteria import find_fields, find_lat_lon, regular_spacing
-from ..errors import FactorError
+from ..errors import FactorError, GridError
 from ..grid.factor import parse_factor
 from ..models.container import init_model
 from ..models.metadata import new_metadata
@@ -23,6 +23,12 @@ def _grid_factor(coarse: xr.DataArray, fine: xr.DataArray) -> float:
     ratio = regular_spacing(coarse[c_lat].values, c_lat) / regular_spacing(
         fine[f_lat].values, f_lat
     )
+    if abs(ratio) < 1.0 + 1.0 / 16:  # rounds to a factor of 1 (or below): not a coarse input
+        raise GridError(
+            f"the coarse input's grid is as fine as the downscaled field's or finer "
+            f"(spacing ratio {abs(ratio):.3g}); pass the low-resolution field that was "
+            "downscaled as coarse= (not the truth or the result itself)."
+        )
     return float(parse_factor(round(abs(ratio) * 8) / 8))
 
 

@@ -35,7 +35,7 @@ def on_grid(
         mine = np.asarray(like[dim].values, dtype="float64")
         theirs = np.asarray(other[dim].values, dtype="float64")
         step = abs(regular_spacing(mine, dim))
-        order = _same_points_order(mine, theirs, step, periodic=dim == lon)
+        order = same_points_order(mine, theirs, step, periodic=dim == lon)
         if order is not None:  # the same grid, maybe stored the other way round
             if not np.array_equal(order, np.arange(order.size)):
                 other = other.isel({dim: order})
@@ -56,7 +56,7 @@ def on_grid(
     return other.assign_coords({lat: like[lat], lon: like[lon]})
 
 
-def _same_points_order(
+def same_points_order(
     mine: np.ndarray, theirs: np.ndarray, step: float, periodic: bool
 ) -> np.ndarray | None:
     """Indices that put ``theirs`` in ``mine``'s order when both hold the same points (stored

@@ -12,7 +12,7 @@ import xarray as xr
 from ..cf.criteria import find_lat_lon
 from ..errors import GridError, InputDataError, InputTypeError, OptionError, warn_user
 from ..grid.land import match_by_coordinates
-from .fields import on_grid
+from .fields import on_grid, same_points_order
 from .statistics import check_weight_values
 
 SEASONS: tuple[str, ...] = ("DJF", "MAM", "JJA", "SON")
@@ -85,10 +85,11 @@ def grid_weights(
             check_weight_values(given)
         return given, "given"
     t_lat, t_lon = find_lat_lon(truth_da)
-    lat_bnds = _bounds(truth, t_lat, shape[0])
-    lon_bnds = _bounds(truth, t_lon, shape[1])
+    lat_bnds = _bounds(truth, t_lat, like[lat], periodic=False)
+    lon_bnds = _bounds(truth, t_lon, like[lon], periodic=True)
     if lat_bnds is None and lon_bnds is None:
-        lat_bnds, lon_bnds = _bounds(obj, lat, shape[0]), _bounds(obj, lon, shape[1])
+        lat_bnds = _bounds(obj, lat, like[lat], periodic=False)
+        lon_bnds = _bounds(obj, lon, like[lon], periodic=True)
     if lat_bnds is not None:
         # the exact area of a cell on the sphere: (sin(lat1) - sin(lat0)) * (lon1 - lon0)
         s = np.sin(np.deg2rad(lat_bnds))
@@ -106,12 +107,17 @@ def grid_weights(
     return lat_factor[:, None] * lon_factor[None, :], kind
 
 
-def _bounds(obj: xr.Dataset | xr.DataArray, coord: Hashable, size: int) -> Any:
-    """The (size, 2) cell bounds of ``coord`` in a Dataset (numpy or dask), or None.
+def _bounds(
+    obj: xr.Dataset | xr.DataArray, coord: Hashable, like: xr.DataArray, periodic: bool
+) -> Any:
+    """The cell bounds of ``coord`` in a Dataset (numpy or dask), one row per value of
+    ``like`` in ``like``'s order (``obj`` may store the axis the other way round, or its
+    longitudes in the other convention), or None.
 
     Found by the coordinate's CF ``bounds`` attribute, or by the names ``<coord>_bnds``
     and ``<coord>_bounds``.
     """
+    size = like.size
     if not isinstance(obj, xr.Dataset) or coord not in obj.variables:
         return None
     names = [obj[coord].attrs.get("bounds"), f"{coord}_bnds", f"{coord}_bounds"]
@@ -131,6 +137,12 @@ def _bounds(obj: xr.Dataset | xr.DataArray, coord: Hashable, size: int) -> Any:
             f"the cell bounds {name!r} have {bnds.shape[0]} rows but the grid has {size} "
             f"values of {str(coord)!r}; fix or drop them (ds.drop_vars({name!r}))."
         )
+    mine = np.asarray(like.values, dtype="float64")
+    theirs = np.asarray(obj[coord].values, dtype="float64")
+    step = abs(float(mine[1] - mine[0])) if mine.size > 1 else 1.0
+    order = same_points_order(mine, theirs, step, periodic=periodic)
+    if order is not None and not np.array_equal(order, np.arange(order.size)):
+        return bnds.data[order]
     return bnds.data
 
 

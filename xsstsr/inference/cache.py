@@ -68,18 +68,30 @@ def resolve_ref(ref: ModelRef) -> Model:
             raise WeightsIntegrityError(
                 f"{ref.path} changed on disk: sha256 {digest} is not the expected {ref.sha256}."
             )
-    elif ref.name:
-        from ..models.weights import load_model
-
-        model = load_model(ref.name)
     else:
-        raise WeightsError(
-            f"model {ref.sha256[:12]} is not available in this process; save it to a path all "
-            "workers can read and pass that path as model=."
-        )
+        model = _released_by_name(ref.name, ref.sha256) if ref.name else None
+        if model is None:  # a model of the same name with other weights is not this one
+            where = f" (its file {ref.path} is not readable here)" if ref.path else ""
+            named = f"{ref.name} " if ref.name else ""
+            raise WeightsError(
+                f"model {named}{ref.sha256[:12]} is not available in this process{where}; "
+                "save it to a path all workers can read and pass that path as model=."
+            )
     with _CACHE_LOCK:
         _MODELS.setdefault(ref.sha256, model)
     return model
+
+
+def _released_by_name(name: str, sha256: str) -> Model | None:
+    """The registry's model ``name`` when it is the very model of hash ``sha256``."""
+    from ..errors import ModelNotFoundError
+    from ..models.weights import load_model
+
+    try:
+        model = load_model(name)
+    except ModelNotFoundError:
+        return None
+    return model if model.sha256 == sha256 else None
 
 
 def cached_models() -> list[str]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..errors import MetadataError, MissingDependencyError, OptionError, WeightsError
+from ..errors import MetadataError, MissingDependencyError, OptionError, WeightsError, WriteError
 from ..io import write_atomic
 from .metadata import (
     DOMAIN_KEYS,
@@ -68,6 +68,13 @@ class Model:
     ) -> None:
         validate_metadata(metadata, source or "model")
         self._state = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
+        for key, tensor in self._state.items():  # a NaN model would give NaN ocean, silently
+            if not np.all(np.isfinite(tensor)):
+                raise WeightsError(
+                    f"{source or 'model'}: tensor {key!r} holds NaN or infinite values (or "
+                    "float64 values beyond float32's range); the training diverged or the file "
+                    "is corrupt."
+                )
         self._metadata = json.loads(json.dumps(dict(metadata)))  # a deep, JSON-clean copy
         self.history = history if history is not None else pd.DataFrame()
         self.source = source
@@ -174,7 +181,19 @@ class Model:
         >>> model.save("korea_x5.safetensors")  # doctest: +SKIP
         """
         path = Path(path)
-        write_atomic(path, self.to_bytes(precision))
+        if path.name in ("", ".", "..") or path.is_dir():
+            raise WriteError(
+                f"cannot save the model to {str(path)!r}: it names a folder; give a file name, "
+                f"e.g. {str(path / (self.name + '.safetensors'))!r}."
+            )
+        data = self.to_bytes(precision)
+        try:
+            write_atomic(path, data)
+        except OSError as err:
+            raise WriteError(
+                f"cannot save the model to {str(path)!r} ({err.strerror or err}); choose a "
+                "path in a folder you can write to (nothing was written)."
+            ) from err
         return path
 
     @classmethod
@@ -294,11 +313,6 @@ def _check_state(model: Model, source: str) -> None:
                 f"{source}: tensor {key!r} has shape {state[key].shape}, the architecture "
                 f"needs {tuple(tensor.shape)}; the metadata belongs to another network. Save "
                 "the generator with Model.save() or xsstsr.fit()."
-            )
-        if not np.all(np.isfinite(state[key])):
-            raise WeightsError(
-                f"{source}: tensor {key!r} holds NaN or infinite values (or float64 values "
-                "beyond float32's range); the training diverged or the file is corrupt."
             )
 
 

@@ -30,8 +30,10 @@ from ..errors import (
     ModelNotFoundError,
     WeightsError,
     WeightsIntegrityError,
+    WriteError,
 )
 from ..grid.factor import parse_factor
+from ..io.atomic import write_atomic
 from ..options import get_option
 from .container import Model
 from .download import (
@@ -217,6 +219,12 @@ def fetch(name: str) -> Path:
             return _verified(bundled, expected, "shipped weights")
         if isinstance(err, DownloadError):
             raise
+        unwritable = _cache_unwritable()
+        if unwritable:  # the disk, not the network
+            raise WriteError(
+                f"cannot store {filename} in the weights cache {str(cache_dir())!r} "
+                f"({unwritable}); set cache_dir (XSSTSR_CACHE) to a folder you can write to."
+            ) from err
         raise download_error(err, filename, base + filename, downloader.timeouts) from err
     except ValueError as err:  # pooch's hash mismatch
         raise WeightsIntegrityError(
@@ -224,9 +232,36 @@ def fetch(name: str) -> Path:
         ) from err
 
 
+def _cache_unwritable() -> str:
+    """Why the weights cache cannot take a file ('' when it can)."""
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return str(err.strerror or err)
+    return "" if os.access(folder, os.W_OK) else "not writable"
+
+
 def fetch_all() -> list[Path]:
-    """Fetch and verify every released weights file (for machines that will be offline)."""
-    return [fetch(Path(f).stem) for f in registry() if f.endswith(".safetensors")]
+    """Fetch and verify every released weights file into the cache (``cache_dir``), for
+    machines that will be offline: a file that ships with the package is copied there too,
+    so that the cache folder alone holds every model. Returns the cached paths."""
+    paths = []
+    for filename in registry():
+        if not filename.endswith(".safetensors"):
+            continue
+        path, target = fetch(Path(filename).stem), cache_dir() / filename
+        if path != target:  # the shipped copy, already verified
+            try:
+                write_atomic(target, path.read_bytes())
+            except OSError as err:
+                raise WriteError(
+                    f"cannot write {filename} into the weights cache {str(target.parent)!r} "
+                    f"({err.strerror or err}); set cache_dir (XSSTSR_CACHE) to a folder you "
+                    "can write to."
+                ) from err
+        paths.append(target)
+    return paths
 
 
 def load_model(model: str | os.PathLike[str] | Model) -> Model:

@@ -42,6 +42,21 @@ def _unflatten_optimizer(
     return {"state": state, "param_groups": groups}
 
 
+#: what the loop keeps between steps; a record without them cannot be resumed
+LOOP_KEYS = frozenset({"best_rmse", "best_step", "bad", "stopped"})
+
+
+def flat_settings(obj: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """A nested JSON-able mapping as dotted keys to JSON text (``training.lr: "0.002"``)."""
+    out: dict[str, str] = {}
+    for key, value in obj.items():
+        if isinstance(value, Mapping):
+            out.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = json.dumps(value, sort_keys=True, default=str)
+    return out
+
+
 def save_checkpoint(
     directory: Path,
     step: int,
@@ -50,10 +65,12 @@ def save_checkpoint(
     optimizers: Mapping[str, Any],
     history: list[dict[str, Any]],
     loop: Mapping[str, Any] | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> None:
     """Write the training state as safetensors plus JSON (no pickle), atomically.
 
-    ``loop`` is the loop's own JSON-able state (best validation so far, patience count).
+    ``loop`` is the loop's own JSON-able state (best validation so far, patience count);
+    ``settings`` what the fingerprint was made from, to name what a resume changed.
     """
     from safetensors.torch import save
 
@@ -78,6 +95,7 @@ def save_checkpoint(
         "param_groups": groups,
         "history": history,
         "loop": dict(loop or {}),
+        "settings": dict(settings or {}),
         "xsstsr_version": __version__,
     }
     write_atomic(directory / CHECKPOINT_STATE, json.dumps(state, allow_nan=True).encode())
@@ -96,6 +114,7 @@ def load_checkpoint(
     nets: Mapping[str, Any],
     optimizers: Mapping[str, Any],
     hint: str = "",
+    settings: Mapping[str, str] | None = None,
 ) -> tuple[int, list[dict[str, Any]], dict[str, Any]] | None:
     """Restore the training state: (step, history, loop state); None when there is none."""
     from safetensors.torch import load
@@ -123,10 +142,18 @@ def load_checkpoint(
             "the checkpoint is corrupt: delete it to start again."
         )
     if state.get("fingerprint") != fingerprint:
+        then, now = state.get("settings") or {}, dict(settings or {})
+        changed = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
+        what = (
+            "; it differs in "
+            + ", ".join(f"{k} ({then.get(k)} then, {now.get(k)} now)" for k in changed[:4])
+            if isinstance(then, dict) and then and changed
+            else ""
+        )
         raise TrainingError(
-            f"the checkpoint in {directory} was made by a different configuration or data; "
-            "use another checkpoint_dir, or the same arguments as the first run."
-            + (f" {hint}" if hint else "")
+            f"the checkpoint in {directory} was made by a different configuration or data"
+            f"{what}; use another checkpoint_dir, or the same arguments as the first run."
+            + (f" {hint}" if hint and (not what or any("init" in k for k in changed)) else "")
         )
     try:
         tensors = load(blob)
@@ -139,7 +166,10 @@ def load_checkpoint(
             opt.load_state_dict(
                 _unflatten_optimizer(name, tensors, state["param_groups"][name], opt.state_dict())
             )
-        return int(state["step"]), list(state["history"]), dict(state["loop"])
+        step, loop = state["step"], dict(state["loop"])
+        if not isinstance(step, int) or step < 0 or LOOP_KEYS - set(loop):
+            raise ValueError(f"step {step!r}, loop state keys {sorted(loop)}")
+        return step, list(state["history"]), loop
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         # a record that hashes right but lacks a field: written by another xsstsr version
         raise TrainingError(

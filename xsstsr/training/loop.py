@@ -34,7 +34,7 @@ from ..models.container import Model
 from ..models.metadata import new_metadata
 from ..nn.adversarial import critic_loss
 from ..nn.losses import pointwise_loss
-from .checkpoints import CHECKPOINT_STATE, load_checkpoint, save_checkpoint
+from .checkpoints import CHECKPOINT_STATE, flat_settings, load_checkpoint, save_checkpoint
 from .config import LOSS_SCALE_MULTIPLIER, FitConfig, ema_decay, learning_rate, resolve
 from .data import (
     Batch,
@@ -248,13 +248,14 @@ def train(
     }
     meta["domain"] = data_domain(data)
     # the start counts by its weights (name, sha256), not by how it was chosen
+    described = {
+        **{k: v for k, v in meta.items() if k != "xsstsr_version"},
+        "training": training_info,
+    }
     fingerprint = hashlib.sha256(
-        json.dumps(
-            {**{k: v for k, v in meta.items() if k != "xsstsr_version"}, "training": training_info},
-            sort_keys=True,
-            default=str,
-        ).encode()
+        json.dumps(described, sort_keys=True, default=str).encode()
     ).hexdigest()
+    settings = flat_settings(described)
     if init is not None:
         training_info["init"] = {**training_info["init"], "auto": is_auto(cfg.init)}
     meta["training"] = training_info
@@ -291,6 +292,7 @@ def train(
                 if init is not None and is_auto(cfg.init)
                 else ""
             ),
+            settings=settings,
         )
         if restored is not None:
             start, history, loop = restored
@@ -459,7 +461,7 @@ def train(
                 and rank == 0
                 and (step % cfg.checkpoint_every == 0 or step == total or loop["stopped"])
             ):
-                save_checkpoint(ckpt, step, fingerprint, nets, optimizers, history, loop)
+                save_checkpoint(ckpt, step, fingerprint, nets, optimizers, history, loop, settings)
     finally:
         if pending is not None:
             pending.cancel()
