@@ -480,6 +480,17 @@ def test_stations_on_land_are_not_scored(result: xr.DataArray) -> None:
     assert row(table, source="downscaled")["n"] == 0
 
 
+def test_a_station_beside_land_is_named_when_others_are_scored(
+    result: xr.DataArray, stations: pd.DataFrame
+) -> None:
+    land = stations.iloc[:2].assign(
+        station="L", lat=float(result.lat.values[1]), lon=float(result.lon.values[1])
+    )
+    with pytest.warns(UserWarning, match=r"1 of 4 stations are not scored \(L\)"):
+        table = evaluate(result, stations=pd.concat([stations, land]), by=None)
+    assert row(table, source="downscaled")["n"] == len(stations)
+
+
 # -- streaming statistics -----------------------------------------------------------------
 
 

@@ -470,6 +470,7 @@ def test_checkpoint_guards(truth: xr.Dataset, tmp_path: Path) -> None:
     ) as err:
         xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **dict(kwargs, lr=2e-4))
     assert "init=None" not in str(err.value)
+    assert "config.lr" not in str(err.value)  # one setting, named once
     with pytest.raises(xsstsr.TrainingError, match="different configuration"):
         xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **dict(kwargs, loss="gumbel", r=1.0))
     # this run started from scratch: the default start (the released model) is another

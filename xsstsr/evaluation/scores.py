@@ -374,6 +374,17 @@ def evaluate(
                 "no station observation falls on ocean cells of every field; the "
                 "station scores are empty."
             )
+        else:
+            scored = pd.Series(valid).groupby(table["station"].to_numpy()).any()
+            unscored = [str(s) for s in scored.index[~scored.to_numpy()]]
+            if unscored:
+                shown = ", ".join(unscored[:5]) + (" ..." if len(unscored) > 5 else "")
+                warn_user(
+                    f"{len(unscored)} of {scored.size} stations are not scored ({shown}): "
+                    "none of their observations has four surrounding ocean cells in every "
+                    "field (they sit on or beside land, or at the grid's edge). Move them "
+                    "to the nearest ocean cell or drop them to silence this."
+                )
         n_valid = int(valid.sum())
         stats = subset_stats(
             obs[valid],

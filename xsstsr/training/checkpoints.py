@@ -143,7 +143,17 @@ def load_checkpoint(
         )
     if state.get("fingerprint") != fingerprint:
         then, now = state.get("settings") or {}, dict(settings or {})
-        changed = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
+        # one setting recorded twice (training.lr and training.config.lr) is named once
+        changed: list[str] = []
+        seen: set[tuple[str, Any, Any]] = set()
+        for k in sorted(
+            (k for k in set(then) | set(now) if then.get(k) != now.get(k)),
+            key=lambda k: (len(k), k),
+        ):
+            key = (k.rsplit(".", 1)[-1], then.get(k), now.get(k))
+            if key not in seen:
+                seen.add(key)
+                changed.append(k)
         what = (
             "; it differs in "
             + ", ".join(f"{k} ({then.get(k)} then, {now.get(k)} now)" for k in changed[:4])
