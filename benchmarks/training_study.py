@@ -28,6 +28,7 @@ Usage::
     python benchmarks/training_study.py --configs losses --json losses.json
     python benchmarks/training_study.py --configs '{"adv_weight": 0.0}' --records coads
     python benchmarks/training_study.py --configs released   # the released model, no fit
+    python benchmarks/training_study.py --configs '{"no_fit": true, "model": "new.safetensors"}'
     python benchmarks/training_study.py --configs linear     # a fitted linear filter, no network
     python benchmarks/training_study.py --configs '{"self_ensemble": true}'  # downscale's option
     python benchmarks/training_study.py --quick        # seconds: a smoke run
@@ -268,9 +269,10 @@ def run_one(
         opts.setdefault("steps", 2)
     started = time.perf_counter()
     no_fit = opts.pop("no_fit", False)
+    released = opts.pop("model", f"sst-x{FACTOR}")  # no_fit's model: a name or a path
     self_ensemble = bool(opts.pop("self_ensemble", False))  # downscale's option, not fit's
     if no_fit:
-        model = xsstsr.load_model(f"sst-x{FACTOR}")
+        model = xsstsr.load_model(released)
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # dropped stations, skill warnings

@@ -477,6 +477,17 @@ CASES: list[Case] = [
         r"window='2'; it must be an integer in 1\.\.64",
     ),
     Case(
+        "metadata-bad-scale-radius",
+        _meta_case(
+            lambda env: with_meta(
+                env, architecture={**env.m4.metadata["architecture"], "scale_radius": -2}
+            )
+        ),
+        E.MetadataError,
+        ValueError,
+        r"scale_radius=-2; it must be an integer in 0\.\.16",
+    ),
+    Case(
         "metadata-nan-normalisation",
         _meta_case(lambda env: with_meta(env, normalisation={"mean": float("nan"), "std": 1.0})),
         E.MetadataError,

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xsstsr
+from xsstsr.evaluation import bicubic_baseline
 from xsstsr.inference import cached_models, register
 from xsstsr.models import Model
 
@@ -50,6 +51,12 @@ def m25() -> Model:
 @pytest.fixture(scope="module")
 def m25c() -> Model:
     return small_model(5, 2, conserve=True)
+
+
+@pytest.fixture(scope="module")
+def m4s() -> Model:
+    """A generator that scales its inputs and correction by the local RMS of the anomalies."""
+    return small_model(4, 1, architecture={"scale_radius": 3}, name="small-x4-scaled")
 
 
 def run(obj, model, **kwargs):
@@ -224,13 +231,13 @@ def _reference(model: Model) -> tuple[xr.DataArray, np.ndarray]:
     return _REFERENCE[model.name]
 
 
-@pytest.mark.parametrize("factor", [4, 2.5, "2.5-conserve"])
+@pytest.mark.parametrize("factor", [4, 2.5, "2.5-conserve", "4-scaled"])
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data(), tile=st.sampled_from([None, 6, 8, 12]))
-def test_chunk_independence(m4, m25, m25c, factor, data, tile):
-    model = {4: m4, 2.5: m25, "2.5-conserve": m25c}[factor]
+def test_chunk_independence(m4, m25, m25c, m4s, factor, data, tile):
+    model = {4: m4, 2.5: m25, "2.5-conserve": m25c, "4-scaled": m4s}[factor]
     da, reference = _reference(model)
     chunks = {
         "time": data.draw(st.one_of(st.just((1,) * da.sizes["time"]), _cuts(da.sizes["time"]))),
@@ -241,6 +248,22 @@ def test_chunk_independence(m4, m25, m25c, factor, data, tile):
     with dask.config.set(scheduler="synchronous"):
         values = out.values
     assert_close_nan(values, reference)
+
+
+def test_a_local_scale_model_corrects_in_proportion_to_the_anomalies(m4, m4s):
+    """Twice the anomalies about a constant, twice the departure from it: the correction
+    of a ``scale_radius`` model grows with the field's texture; a plain one's does not."""
+    da = sst_field(seed=4, land=False)
+    centre = float(da.mean())
+    stretched = centre + 2.0 * (da - centre)
+    stretched.attrs = da.attrs
+    assert m4s.halo == m4.halo + 3  # the scale's window widens the halo by its radius
+    out = run(da, m4s).values - centre
+    assert_close_nan(run(stretched, m4s).values - centre, 2.0 * out, tol=2e-4)
+    base = bicubic_baseline(da, factor=4).transpose(*da.dims).values - centre
+    assert np.abs(out - base).max() > 1e-3  # the correction is not nothing
+    plain = run(da, m4).values - centre
+    assert np.abs(run(stretched, m4).values - centre - 2.0 * plain).max() > 1e-3
 
 
 # -- schedulers ----------------------------------------------------------------------------

@@ -84,6 +84,10 @@ BAD_OPTIONS = [
     (dict(architecture={"feature": 8}), "no option 'feature'; use ['blocks', 'conserve'"),
     (dict(architecture={"features": "8"}), "architecture['features'] must be an integer >= 1"),
     (dict(architecture={"blocks": -1}), "architecture['blocks'] must be an integer >= 0"),
+    (
+        dict(architecture={"scale_radius": -1}),
+        "architecture['scale_radius'] must be an integer >= 0",
+    ),
     (dict(architecture={"conserve": 1}), "architecture['conserve'] must be True or False"),
     (dict(factor=0.5), "factor"),
     (dict(ema=1.0), "ema must be a decay in (0, 1)"),

@@ -89,6 +89,10 @@ ARCHITECTURE_SCHEMA: dict[str, _Check] = {
     "up_features": ((int,), lambda v: 1 <= v <= 512, "an integer in 1..512"),
     "fill_iterations": ((int,), lambda v: 0 <= v <= 32, "an integer in 0..32"),
 }
+#: Keys a model may leave out (older models have none of them).
+OPTIONAL_ARCHITECTURE_SCHEMA: dict[str, _Check] = {
+    "scale_radius": ((int,), lambda v: 0 <= v <= 16, "an integer in 0..16"),
+}
 
 #: The optional ``domain`` metadata: what the model was trained on, each a [min, max] pair.
 DOMAIN_KEYS: dict[str, str] = {
@@ -170,6 +174,10 @@ def validate_metadata(metadata: Mapping[str, Any], source: str = "the weights") 
     _check_schema(metadata, METADATA_SCHEMA, f"{source}: metadata")
     _check_normalisation(metadata["normalisation"], source)
     _check_schema(metadata["architecture"], ARCHITECTURE_SCHEMA, f"{source}: architecture")
+    present = {
+        k: v for k, v in OPTIONAL_ARCHITECTURE_SCHEMA.items() if k in metadata["architecture"]
+    }
+    _check_schema(metadata["architecture"], present, f"{source}: architecture")
     conserve = metadata["architecture"].get("conserve", False)
     if not isinstance(conserve, bool):
         raise MetadataError(

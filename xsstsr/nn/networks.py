@@ -28,6 +28,9 @@ DEFAULT_ARCHITECTURE: dict[str, Any] = {
 
 
 ANOMALY_RADIUS = 2  # the local mean removed from the inputs is a 5x5 box
+#: With ``scale_radius``, the local RMS of the anomalies never falls below this (normalised
+#: units, where the training record's typical anomaly is 1): flat or filled land stays finite.
+SCALE_FLOOR = 1e-3
 
 
 def receptive_halo(architecture: dict[str, Any], pool: int) -> int:
@@ -35,13 +38,15 @@ def receptive_halo(architecture: dict[str, Any], pool: int) -> int:
 
     Each 3x3 convolution and each fill iteration reaches one pixel further: fill,
     head, two per residual block, the body's closing conv, the upsampling conv and
-    the sub-pixel conv, after the 5x5 local mean removed from the inputs; bicubic's
-    two-pixel support lies inside the same reach. One pixel of margin, rounded up to
-    a multiple of ``pool`` so that crops fall on whole fine cells.
+    the sub-pixel conv, after the 5x5 local mean removed from the inputs and the window
+    of the local scale (``scale_radius``); bicubic's two-pixel support lies inside the
+    same reach. One pixel of margin, rounded up to a multiple of ``pool`` so that crops
+    fall on whole fine cells.
     """
     reach = (
         int(architecture["fill_iterations"])
         + ANOMALY_RADIUS
+        + int(architecture.get("scale_radius", 0))
         + 4
         + 2 * int(architecture["blocks"])
         + 1
@@ -107,6 +112,11 @@ class Generator(nn.Module):
         Number of low-resolution frames (window x number of sources).
     upsample, pool : int
         The factor is ``upsample / pool``.
+    scale_radius : int
+        0, or the radius (coarse cells) of a window over which the RMS of the latest
+        frame's anomalies is taken: the inputs are divided by it and the correction
+        multiplied by it, so a field with twice the anomalies gets twice the correction.
+        One network then serves quiet and eddying, fine and coarse inputs alike.
     """
 
     def __init__(
@@ -119,9 +129,11 @@ class Generator(nn.Module):
         up_features: int = 16,
         fill_iterations: int = 4,
         conserve: bool = False,
+        scale_radius: int = 0,
     ) -> None:
         super().__init__()
         self.conserve = conserve
+        self.scale_radius = scale_radius
         self.in_frames = in_frames
         self.upsample = upsample
         self.pool = pool
@@ -166,7 +178,11 @@ class Generator(nn.Module):
         local = F.avg_pool2d(
             filled[:, -1:], size, stride=1, padding=ANOMALY_RADIUS, count_include_pad=False
         )
-        x = torch.cat([filled - local, valid.to(filled.dtype)], dim=1)
+        anomalies = filled - local
+        scale = self.local_scale(anomalies[:, -1:]) if self.scale_radius else None
+        if scale is not None:
+            anomalies = anomalies / scale
+        x = torch.cat([anomalies, valid.to(filled.dtype)], dim=1)
         if frames.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)  # the convolutions' layout
         with torch.autocast(
@@ -176,13 +192,23 @@ class Generator(nn.Module):
         ):
             feat = self.act(self.head(x))
             feat = feat + self.body_tail(self.body(feat))
-            correction = self.shuffle(self.tail(self.act(self.up(feat))))
-        out = self.base(filled[:, -1:]) + correction.float()
+            residual = self.tail(self.act(self.up(feat)))
+        residual = residual.float() if scale is None else residual.float() * scale
+        out = self.base(filled[:, -1:]) + self.shuffle(residual)
         if self.conserve:
             out = conserve_means(out, filled[:, -1:], self.upsample, valid)
         if self.pool > 1:
             out = F.avg_pool2d(out, self.pool)
         return out
+
+    def local_scale(self, anomalies: Tensor) -> Tensor:
+        """RMS of ``anomalies`` over a (2 r + 1)^2 window (cells outside the field do not
+        count), floored at :data:`SCALE_FLOOR`."""
+        r = self.scale_radius
+        power = F.avg_pool2d(
+            anomalies * anomalies, 2 * r + 1, stride=1, padding=r, count_include_pad=False
+        )
+        return torch.sqrt(power + SCALE_FLOOR**2)
 
 
 def conserve_means(
@@ -240,4 +266,5 @@ def build_generator(metadata: dict[str, Any]) -> Generator:
         up_features=int(arch["up_features"]),
         fill_iterations=int(arch["fill_iterations"]),
         conserve=bool(arch.get("conserve", False)),
+        scale_radius=int(arch.get("scale_radius", 0)),
     )

@@ -129,8 +129,10 @@ class FitConfig:
     name : str, optional
         The model's name (default ``sst-x<factor>-<loss>``).
     architecture : mapping, optional
-        Generator sizes (``features``, ``blocks``, ``up_features``, ``fill_iterations``)
-        and ``conserve`` (keep each coarse cell's mean).
+        Generator sizes (``features``, ``blocks``, ``up_features``, ``fill_iterations``),
+        ``conserve`` (keep each coarse cell's mean) and ``scale_radius`` (divide the inputs
+        and multiply the correction by the local RMS of the anomalies over that many coarse
+        cells around each one, so quiet and energetic fields get corrections in proportion).
     init : "auto", str, path, Model or None
         Start from these weights (a released name such as ``"sst-x4"``, a file, or a
         :class:`~xsstsr.Model`): fine-tuning. Factor, window, inputs and architecture
@@ -354,7 +356,7 @@ def _validate(cfg: FitConfig) -> None:
             raise FitConfigError(
                 f"architecture has no option {key!r}; use {sorted(ARCHITECTURE_KEYS)}."
             )
-        least = 0 if key == "blocks" else 1
+        least = 0 if key in ("blocks", "scale_radius") else 1
         if ARCHITECTURE_KEYS[key] is bool:
             ok, wanted = isinstance(value, bool), "True or False"
         else:  # bool is an int to Python, not a size
@@ -401,6 +403,7 @@ ARCHITECTURE_KEYS: dict[str, type] = {
     "up_features": int,
     "fill_iterations": int,
     "conserve": bool,
+    "scale_radius": int,
 }
 
 
