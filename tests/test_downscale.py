@@ -640,7 +640,8 @@ def test_metadata_and_history(m4):
     # the variable's own history gets the line as well as the dataset's
     var_history = run(da.to_dataset(), m4)["sst"].attrs["history"].splitlines()
     assert var_history[0] == "2020-01-01: created by hand"
-    assert var_history[1] == lines[1]
+    # the same line but for its time stamp (to the second: two runs may straddle one)
+    assert var_history[1].split(": ", 1)[1] == lines[1].split(": ", 1)[1]
     assert "title" not in run(ds, m4, keep_attrs=False).attrs
 
     again = run(out.isel(lat=slice(-24, None), lon=slice(-32, None)), m4)
