@@ -270,6 +270,8 @@ def run_one(
     started = time.perf_counter()
     no_fit = opts.pop("no_fit", False)
     released = opts.pop("model", f"sst-x{FACTOR}")  # no_fit's model: a name or a path
+    if "model" in options and not no_fit:
+        raise SystemExit('"model" is no_fit\'s; to fit from a file pass "init": PATH.')
     self_ensemble = bool(opts.pop("self_ensemble", False))  # downscale's option, not fit's
     if no_fit:
         model = xsstsr.load_model(released)

@@ -266,6 +266,22 @@ def test_a_local_scale_model_corrects_in_proportion_to_the_anomalies(m4, m4s):
     assert np.abs(run(stretched, m4).values - centre - 2.0 * plain).max() > 1e-3
 
 
+def test_the_local_scale_is_taken_over_ocean_cells_only():
+    """Land's filled values (stepping to 0 inland) never set the scale of the coast."""
+    from xsstsr.nn.networks import Generator
+
+    gen = Generator(3, 4, scale_radius=3)
+    anomalies = torch.randn(1, 1, 20, 20, generator=torch.Generator().manual_seed(0))
+    ocean = torch.ones(1, 1, 20, 20, dtype=torch.bool)
+    ocean[..., :, 12:] = False
+    on_land = anomalies.clone()
+    on_land[..., :, 12:] = 50.0  # the fill's step, far from the ocean's values
+    scale = gen.local_scale(anomalies, ocean)
+    torch.testing.assert_close(gen.local_scale(on_land, ocean)[..., :12], scale[..., :12])
+    rms = anomalies[..., 4:11, 2:9].pow(2).mean().sqrt()  # a window all ocean
+    torch.testing.assert_close(scale[..., 7, 5].squeeze(), rms, rtol=1e-4, atol=1e-4)
+
+
 # -- schedulers ----------------------------------------------------------------------------
 
 

@@ -85,8 +85,12 @@ BAD_OPTIONS = [
     (dict(architecture={"features": "8"}), "architecture['features'] must be an integer >= 1"),
     (dict(architecture={"blocks": -1}), "architecture['blocks'] must be an integer >= 0"),
     (
+        dict(architecture={"scale_radius": 17}),
+        "architecture['scale_radius'] must be an integer in 0..16",
+    ),
+    (
         dict(architecture={"scale_radius": -1}),
-        "architecture['scale_radius'] must be an integer >= 0",
+        "architecture['scale_radius'] must be an integer in 0..16",
     ),
     (dict(architecture={"conserve": 1}), "architecture['conserve'] must be True or False"),
     (dict(factor=0.5), "factor"),

@@ -179,8 +179,9 @@ class Generator(nn.Module):
             filled[:, -1:], size, stride=1, padding=ANOMALY_RADIUS, count_include_pad=False
         )
         anomalies = filled - local
-        scale = self.local_scale(anomalies[:, -1:]) if self.scale_radius else None
-        if scale is not None:
+        scale = None
+        if self.scale_radius:
+            scale = self.local_scale(anomalies[:, -1:], valid)
             anomalies = anomalies / scale
         x = torch.cat([anomalies, valid.to(filled.dtype)], dim=1)
         if frames.is_contiguous(memory_format=torch.channels_last):
@@ -201,13 +202,15 @@ class Generator(nn.Module):
             out = F.avg_pool2d(out, self.pool)
         return out
 
-    def local_scale(self, anomalies: Tensor) -> Tensor:
-        """RMS of ``anomalies`` over a (2 r + 1)^2 window (cells outside the field do not
-        count), floored at :data:`SCALE_FLOOR`."""
+    def local_scale(self, anomalies: Tensor, ocean: Tensor) -> Tensor:
+        """RMS of ``anomalies`` over the ocean cells of a (2 r + 1)^2 window, floored at
+        :data:`SCALE_FLOOR`: land's filled values (the fill's step to 0 inland) never set
+        the scale of the coast."""
         r = self.scale_radius
-        power = F.avg_pool2d(
-            anomalies * anomalies, 2 * r + 1, stride=1, padding=r, count_include_pad=False
-        )
+        weight = ocean.to(anomalies.dtype)
+        total = F.avg_pool2d(anomalies * anomalies * weight, 2 * r + 1, stride=1, padding=r)
+        count = F.avg_pool2d(weight, 2 * r + 1, stride=1, padding=r)
+        power = total / count.clamp_min(1e-6)
         return torch.sqrt(power + SCALE_FLOOR**2)
 
 

@@ -357,11 +357,13 @@ def _validate(cfg: FitConfig) -> None:
                 f"architecture has no option {key!r}; use {sorted(ARCHITECTURE_KEYS)}."
             )
         least = 0 if key in ("blocks", "scale_radius") else 1
+        most = 16 if key == "scale_radius" else None  # the weights' metadata allows 0..16
         if ARCHITECTURE_KEYS[key] is bool:
             ok, wanted = isinstance(value, bool), "True or False"
         else:  # bool is an int to Python, not a size
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= least
-            wanted = f"an integer >= {least}"
+            ok = ok and (most is None or value <= most)
+            wanted = f"an integer >= {least}" if most is None else f"an integer in {least}..{most}"
         if not ok:
             raise FitConfigError(f"architecture[{key!r}] must be {wanted}, got {value!r}.")
     if cfg.resume and cfg.checkpoint_dir is None:
