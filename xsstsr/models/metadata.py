@@ -102,9 +102,13 @@ DOMAIN_KEYS: dict[str, str] = {
 }
 
 
-def _check_schema(values: Mapping[str, Any], schema: Mapping[str, _Check], where: str) -> None:
+def _check_schema(
+    values: Mapping[str, Any], schema: Mapping[str, _Check], where: str, optional: bool = False
+) -> None:
     for key, (types, check, what) in schema.items():
         if key not in values:
+            if optional:
+                continue
             raise MetadataError(f"{where} has no {key!r}; it must be {what}.")
         value = values[key]
         if isinstance(value, bool) or not isinstance(value, types) or not check(value):
@@ -174,10 +178,12 @@ def validate_metadata(metadata: Mapping[str, Any], source: str = "the weights") 
     _check_schema(metadata, METADATA_SCHEMA, f"{source}: metadata")
     _check_normalisation(metadata["normalisation"], source)
     _check_schema(metadata["architecture"], ARCHITECTURE_SCHEMA, f"{source}: architecture")
-    present = {
-        k: v for k, v in OPTIONAL_ARCHITECTURE_SCHEMA.items() if k in metadata["architecture"]
-    }
-    _check_schema(metadata["architecture"], present, f"{source}: architecture")
+    _check_schema(
+        metadata["architecture"],
+        OPTIONAL_ARCHITECTURE_SCHEMA,
+        f"{source}: architecture",
+        optional=True,
+    )
     conserve = metadata["architecture"].get("conserve", False)
     if not isinstance(conserve, bool):
         raise MetadataError(
