@@ -140,19 +140,23 @@ def stack(boxes: list[xr.Dataset]) -> xr.Dataset:
 WOA_SPACING = 2.0  # degrees, the atlas's grid
 
 
-def woa_boxes(factor: float) -> list[xr.Dataset]:
+def woa_boxes(factor: float, windows: int = 1) -> list[xr.Dataset]:
     """Real truths: the World Ocean Atlas at each of its 19 depths, 12 months at 2 degrees,
-    one box a depth (``COARSE_CELLS * factor`` cells a side, windows placed differently at
-    each depth, wrapping in longitude; rows beyond the poles are land, NaN)."""
+    ``windows`` boxes a depth (``COARSE_CELLS * factor`` cells a side, placed differently at
+    each depth and spread evenly in longitude, wrapping; rows beyond the poles are land,
+    NaN). The first window of each depth is the same for any ``windows``."""
     from xsstsr.datasets import open_ocean_atlas
 
     temp = open_ocean_atlas(ferret_dir() / "ocean_atlas_subset.nc")["temp"].load()
     n = round(COARSE_CELLS * factor)
     nlat, nlon = temp.sizes["lat"], temp.sizes["lon"]
     boxes = []
-    for i in range(temp.sizes["depth"]):
-        lon0 = (37 * i) % nlon
-        lat0 = (11 * i) % (nlat - n + 1) if n < nlat else 0
+    places = [
+        ((37 * i + w * nlon // windows) % nlon, (11 * i) % (nlat - n + 1) if n < nlat else 0, i)
+        for i in range(temp.sizes["depth"])
+        for w in range(windows)
+    ]
+    for lon0, lat0, i in places:
         field = temp.isel(depth=i, lon=(lon0 + np.arange(min(n, nlon))) % nlon)
         field = field.isel(lat=slice(lat0, lat0 + min(n, nlat))).values
         values = np.full((field.shape[0], n, n), np.nan, dtype="float32")
@@ -168,14 +172,14 @@ def woa_boxes(factor: float) -> list[xr.Dataset]:
 
 
 def training_truth(
-    factor: float, seeds: tuple[int, ...] = TRAIN_SEEDS, real: bool = False
+    factor: float, seeds: tuple[int, ...] = TRAIN_SEEDS, real: int = 0
 ) -> xr.Dataset:
     """The training stack for one factor, with the spacings and steps it spans in attrs;
-    ``real=True`` adds :func:`woa_boxes`."""
+    ``real=N`` adds :func:`woa_boxes` with N windows a depth (``True`` is one)."""
     boxes = [box(seed, factor) for seed in seeds]
     spacings = [box_settings(seed)["spacing"] for seed in seeds]
     if real:
-        woa = woa_boxes(factor)
+        woa = woa_boxes(factor, windows=int(real))
         boxes += woa
         spacings.append(WOA_SPACING * factor)
     out = stack(boxes)

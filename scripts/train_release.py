@@ -80,7 +80,7 @@ SETTINGS = {"loss": "mse", "window": 3, "seed": 0, "ema": 0.999, "init": None}
 def train(name: str, steps: int | None, extra: dict | None = None, out: Path = WEIGHTS) -> Path:
     factor, options, kind = VARIANTS[name]
     options = {**SETTINGS, **options, **({"steps": steps} if steps else {}), **(extra or {})}
-    real = bool(options.pop("real", False))  # the data's options, not fit's
+    real = int(options.pop("real", 0))  # the data's options, not fit's: windows a depth
     seeds = tuple(
         range(TRAIN_SEEDS[0], TRAIN_SEEDS[0] + int(options.pop("boxes", len(TRAIN_SEEDS))))
     )
@@ -108,7 +108,8 @@ def train(name: str, steps: int | None, extra: dict | None = None, out: Path = W
         "and etopo5 coastlines, inputs at 0.05-4 deg, daily and monthly"
         + (
             f"; {truth.attrs['real_boxes']} real boxes: the World Ocean Atlas at its 19 "
-            f"depths (0-1000 m), 12 months at 2 deg, inputs at {2 * factor:g} deg"
+            f"depths (0-1000 m){f', {real} windows a depth' if real > 1 else ''}, "
+            f"12 months at 2 deg, inputs at {2 * factor:g} deg"
             if real
             else ""
         ),

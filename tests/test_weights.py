@@ -31,6 +31,7 @@ import xsstsr.models
 from xsstsr._version import __version__
 from xsstsr.inference import ModelRef, resolve_ref
 from xsstsr.models import Model, Timeouts, download_timeouts, new_metadata
+from xsstsr.models.metadata import validate_metadata
 
 
 def sha256(data: bytes) -> str:
@@ -237,6 +238,29 @@ def test_bad_metadata(trained, key, value):
     data = raw(_edit(trained.metadata, key, value), trained.state)
     with pytest.raises(xsstsr.MetadataError):
         Model.from_bytes(data)
+
+
+def test_format_version_follows_the_architecture(trained):
+    """A model records the lowest format version that holds its features: plain models
+    stay version 1 (readable by older builds), a local-scale model is version 2, and a
+    version-1 file that claims the feature is refused, as is a key no version knows."""
+    assert trained.metadata["format_version"] == 1
+    plain = dict(name="n", upsample=4, pool=1, window=1, inputs=["sst"], mean=15.0, std=1.0)
+    scaled = new_metadata(**plain, architecture={"scale_radius": 2})
+    assert scaled["format_version"] == 2
+    assert new_metadata(**plain, architecture={"scale_radius": 0})["format_version"] == 1
+    with pytest.raises(
+        xsstsr.MetadataError, match=r"format_version 1 .*scale_radius needs version 2"
+    ):
+        validate_metadata({**scaled, "format_version": 1}, "f")
+    future = {
+        **trained.metadata,
+        "architecture": {**trained.metadata["architecture"], "dilation": 2},
+    }
+    with pytest.raises(
+        xsstsr.MetadataError, match=r"keys this xsstsr does not know \(dilation\).*upgrade"
+    ):
+        Model.from_bytes(raw(future, trained.state))
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,13 @@ if TYPE_CHECKING:
 FORMAT = "xsstsr-generator"
 
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this build reads and writes
+
+
+#: Architecture keys and the format version that introduced them. A file records the
+#: lowest version that holds its features, so models without them stay readable by older
+#: builds, and an older build refuses (rather than ignores) a feature it cannot run.
+ARCHITECTURE_KEY_VERSIONS: dict[str, int] = {"scale_radius": 2}
 
 
 METADATA_KEY = "xsstsr"
@@ -171,6 +177,32 @@ def _check_domain(domain: Any, source: str) -> None:
             )
 
 
+def required_format_version(architecture: Mapping[str, Any]) -> int:
+    """The lowest format version that holds an architecture (a key at its default, 0, is
+    not a feature)."""
+    used = [v for k, v in ARCHITECTURE_KEY_VERSIONS.items() if architecture.get(k)]
+    return max([1, *used])
+
+
+def _check_architecture_keys(architecture: Mapping[str, Any], version: int, source: str) -> None:
+    known = {*ARCHITECTURE_SCHEMA, *OPTIONAL_ARCHITECTURE_SCHEMA, "conserve"}
+    unknown = sorted(set(architecture) - known)
+    if unknown:
+        raise MetadataError(
+            f"{source}: architecture has keys this xsstsr does not know ({', '.join(unknown)}); "
+            "the file was written by a newer xsstsr, whose network would compute something "
+            "else: upgrade xsstsr (pip install -U xsstsr)."
+        )
+    needed = required_format_version(architecture)
+    if version < needed:
+        raise MetadataError(
+            f"{source}: format_version {version} cannot hold its architecture "
+            f"({', '.join(k for k in ARCHITECTURE_KEY_VERSIONS if architecture.get(k))} "
+            f"needs version {needed}); older xsstsr would ignore it and compute another "
+            "network. Re-save the model with xsstsr.model.new_metadata(), which sets the version."
+        )
+
+
 def validate_metadata(metadata: Mapping[str, Any], source: str = "the weights") -> None:
     """Check the metadata's keys, types and ranges; raise MetadataError naming the problem."""
     if not isinstance(metadata, Mapping):
@@ -184,6 +216,7 @@ def validate_metadata(metadata: Mapping[str, Any], source: str = "the weights") 
         f"{source}: architecture",
         optional=True,
     )
+    _check_architecture_keys(metadata["architecture"], metadata["format_version"], source)
     conserve = metadata["architecture"].get("conserve", False)
     if not isinstance(conserve, bool):
         raise MetadataError(
@@ -271,7 +304,7 @@ def new_metadata(
     arch.update(architecture or {})
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": required_format_version(arch),
         "name": name,
         "factor": upsample / pool,
         "upsample": upsample,
