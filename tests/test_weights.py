@@ -31,7 +31,7 @@ import xsstsr.models
 from xsstsr._version import __version__
 from xsstsr.inference import ModelRef, resolve_ref
 from xsstsr.models import Model, Timeouts, download_timeouts, new_metadata
-from xsstsr.models.metadata import validate_metadata
+from xsstsr.models.metadata import read_header, validate_metadata
 
 
 def sha256(data: bytes) -> str:
@@ -84,6 +84,20 @@ def test_save_load_round_trip(trained, tmp_path):
     assert half.sha256 != trained.sha256
     for key, value in trained.state.items():
         np.testing.assert_allclose(half.state[key], value, rtol=1e-3, atol=1e-4)
+
+
+def test_a_float16_file_stores_its_history_in_float32(trained):
+    """Half the bytes for a long history; read back as float64 columns all the same."""
+    history = pd.DataFrame({"step": np.arange(24000.0), "loss_g": np.linspace(1.0, 0.1, 24000)})
+    model = Model(trained.state, trained.metadata, history=history)
+    half, full = model.to_bytes("float16"), model.to_bytes("float32")
+    stored = {data: read_header(data, "m")["__history__"]["dtype"] for data in (half, full)}
+    assert (stored[half], stored[full]) == ("F32", "F64")
+    loaded = Model.from_bytes(half).history
+    assert list(loaded.dtypes) == [np.float64, np.float64]
+    np.testing.assert_array_equal(loaded["step"], history["step"])  # exact below 2**24
+    np.testing.assert_allclose(loaded["loss_g"], history["loss_g"], rtol=1e-7)
+    pd.testing.assert_frame_equal(Model.from_bytes(full).history, history)
 
 
 def resaved(model: Model, dtype: torch.dtype) -> bytes:

@@ -155,7 +155,10 @@ class Model:
 
     # -- serialisation ----------------------------------------------------------
     def to_bytes(self, precision: str = "float32") -> bytes:
-        """Serialise to safetensors bytes (``precision`` "float32" or "float16")."""
+        """Serialise to safetensors bytes (``precision`` "float32" or "float16").
+
+        The training history is stored in float64, or in float32 in a float16 file (a
+        released model's 24,000-step history would otherwise be most of its size)."""
         from safetensors.numpy import save
 
         if precision not in ("float32", "float16"):
@@ -169,7 +172,8 @@ class Model:
             numeric = self.history.select_dtypes("number")
             # safetensors writes arrays in memory order: DataFrame.to_numpy() is often
             # Fortran-ordered, which would scramble the history on reading
-            tensors[HISTORY_KEY] = np.ascontiguousarray(numeric.to_numpy(dtype="float64"))
+            history_dtype = "float32" if precision == "float16" else "float64"
+            tensors[HISTORY_KEY] = np.ascontiguousarray(numeric.to_numpy(dtype=history_dtype))
             meta["history_columns"] = [str(c) for c in numeric.columns]
         return save(tensors, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
 
@@ -213,7 +217,7 @@ class Model:
             columns = metadata.pop("history_columns", None)
             values = tensors.pop(HISTORY_KEY)
             if isinstance(columns, list) and values.ndim == 2 and len(columns) == values.shape[1]:
-                history = pd.DataFrame(values, columns=columns)
+                history = pd.DataFrame(values.astype("float64"), columns=columns)
         metadata.pop("history_columns", None)
         model = cls(tensors, metadata, history=history, source=source)
         _check_state(model, source)
