@@ -143,8 +143,11 @@ WOA_SPACING = 2.0  # degrees, the atlas's grid
 def woa_boxes(factor: float, windows: int = 1) -> list[xr.Dataset]:
     """Real truths: the World Ocean Atlas at each of its 19 depths, 12 months at 2 degrees,
     ``windows`` boxes a depth (``COARSE_CELLS * factor`` cells a side, placed differently at
-    each depth and spread evenly in longitude, wrapping; rows beyond the poles are land,
-    NaN). The first window of each depth is the same for any ``windows``."""
+    each depth and spread evenly in longitude, wrapping, so they overlap where ``windows``
+    boxes are wider than the globe: 6 of 96 columns at factor 4 with two; rows beyond the
+    poles are land, NaN). The first window of each depth is the same for any ``windows``."""
+    if not isinstance(windows, int) or windows < 1:
+        raise ValueError(f"windows must be a positive integer, got {windows!r}")
     from xsstsr.datasets import open_ocean_atlas
 
     temp = open_ocean_atlas(ferret_dir() / "ocean_atlas_subset.nc")["temp"].load()
@@ -176,10 +179,16 @@ def training_truth(
 ) -> xr.Dataset:
     """The training stack for one factor, with the spacings and steps it spans in attrs;
     ``real=N`` adds :func:`woa_boxes` with N windows a depth (``True`` is one)."""
+    if isinstance(real, bool):
+        real = int(real)
+    if not isinstance(real, int) or real < 0:
+        raise ValueError(
+            f"real must be a number of atlas windows a depth (0, 1, 2...), got {real!r}"
+        )
     boxes = [box(seed, factor) for seed in seeds]
     spacings = [box_settings(seed)["spacing"] for seed in seeds]
     if real:
-        woa = woa_boxes(factor, windows=int(real))
+        woa = woa_boxes(factor, windows=real)
         boxes += woa
         spacings.append(WOA_SPACING * factor)
     out = stack(boxes)

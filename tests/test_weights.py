@@ -31,7 +31,7 @@ import xsstsr.models
 from xsstsr._version import __version__
 from xsstsr.inference import ModelRef, resolve_ref
 from xsstsr.models import Model, Timeouts, download_timeouts, new_metadata
-from xsstsr.models.metadata import read_header, validate_metadata
+from xsstsr.models.metadata import read_header
 
 
 def sha256(data: bytes) -> str:
@@ -256,24 +256,27 @@ def test_bad_metadata(trained, key, value):
 
 def test_format_version_follows_the_architecture(trained):
     """A model records the lowest format version that holds its features: plain models
-    stay version 1 (readable by older builds), a local-scale model is version 2, and a
-    version-1 file that claims the feature is refused, as is a key no version knows."""
+    stay version 1 (readable by older builds), a local-scale model is version 2 (a
+    version-1 file with it, from while the key was new, is read and re-saved as 2); a
+    newer version or an architecture key this build does not know is refused, not ignored."""
     assert trained.metadata["format_version"] == 1
     plain = dict(name="n", upsample=4, pool=1, window=1, inputs=["sst"], mean=15.0, std=1.0)
     scaled = new_metadata(**plain, architecture={"scale_radius": 2})
     assert scaled["format_version"] == 2
     assert new_metadata(**plain, architecture={"scale_radius": 0})["format_version"] == 1
-    with pytest.raises(
-        xsstsr.MetadataError, match=r"format_version 1 .*scale_radius needs version 2"
-    ):
-        validate_metadata({**scaled, "format_version": 1}, "f")
+    assert new_metadata(**plain, format_version=2)["format_version"] == 1  # never a caller's
+    model = make_model(4, 1, seed=3, architecture={"scale_radius": 2})
+    assert model.metadata["format_version"] == 2
+    early = Model.from_bytes(raw({**model.metadata, "format_version": 1}, model.state))
+    assert Model.from_bytes(early.to_bytes()).metadata["format_version"] == 2
+    newer = {**trained.metadata, "format_version": 3}
+    with pytest.raises(xsstsr.MetadataError, match=r"format_version 3 .*newer.*pip install -U"):
+        Model.from_bytes(raw(newer, trained.state))
     future = {
         **trained.metadata,
         "architecture": {**trained.metadata["architecture"], "dilation": 2},
     }
-    with pytest.raises(
-        xsstsr.MetadataError, match=r"keys this xsstsr does not know \(dilation\).*upgrade"
-    ):
+    with pytest.raises(xsstsr.MetadataError, match=r"does not know \(dilation\).*pip install -U"):
         Model.from_bytes(raw(future, trained.state))
 
 

@@ -27,6 +27,7 @@ from .metadata import (
     METADATA_KEY,
     parse_metadata,
     read_header,
+    required_format_version,
     validate_metadata,
 )
 
@@ -168,12 +169,17 @@ class Model:
             )
         tensors = {k: v.astype(precision) for k, v in sorted(self._state.items())}
         meta = dict(self._metadata)
+        meta["format_version"] = max(
+            meta["format_version"], required_format_version(meta["architecture"])
+        )
         if not self.history.empty:
             numeric = self.history.select_dtypes("number")
             # safetensors writes arrays in memory order: DataFrame.to_numpy() is often
             # Fortran-ordered, which would scramble the history on reading
             history_dtype = "float32" if precision == "float16" else "float64"
-            tensors[HISTORY_KEY] = np.ascontiguousarray(numeric.to_numpy(dtype=history_dtype))
+            with np.errstate(over="ignore"):  # a diverged loss beyond float32: stored as inf
+                table = numeric.to_numpy(dtype=history_dtype)
+            tensors[HISTORY_KEY] = np.ascontiguousarray(table)
             meta["history_columns"] = [str(c) for c in numeric.columns]
         return save(tensors, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
 

@@ -24,7 +24,9 @@ FORMAT_VERSION = 2  # the newest this build reads and writes
 
 #: Architecture keys and the format version that introduced them. A file records the
 #: lowest version that holds its features, so models without them stay readable by older
-#: builds, and an older build refuses (rather than ignores) a feature it cannot run.
+#: builds, and an older build refuses (rather than ignores) a feature it cannot run. A
+#: version-1 file with such a key (written while the key was new) is read, and a save
+#: writes the version it needs.
 ARCHITECTURE_KEY_VERSIONS: dict[str, int] = {"scale_radius": 2}
 
 
@@ -184,22 +186,23 @@ def required_format_version(architecture: Mapping[str, Any]) -> int:
     return max([1, *used])
 
 
-def _check_architecture_keys(architecture: Mapping[str, Any], version: int, source: str) -> None:
+def _check_architecture_keys(architecture: Mapping[str, Any], source: str) -> None:
     known = {*ARCHITECTURE_SCHEMA, *OPTIONAL_ARCHITECTURE_SCHEMA, "conserve"}
     unknown = sorted(set(architecture) - known)
     if unknown:
         raise MetadataError(
-            f"{source}: architecture has keys this xsstsr does not know ({', '.join(unknown)}); "
-            "the file was written by a newer xsstsr, whose network would compute something "
-            "else: upgrade xsstsr (pip install -U xsstsr)."
+            f"{source}: architecture has keys this xsstsr does not know ({', '.join(unknown)}), "
+            f"which would change what the network computes; it knows {', '.join(sorted(known))}. "
+            "A file from a newer xsstsr needs that version: pip install -U xsstsr."
         )
-    needed = required_format_version(architecture)
-    if version < needed:
+
+
+def _check_format_version(metadata: Mapping[str, Any], source: str) -> None:
+    version = metadata.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise MetadataError(
-            f"{source}: format_version {version} cannot hold its architecture "
-            f"({', '.join(k for k in ARCHITECTURE_KEY_VERSIONS if architecture.get(k))} "
-            f"needs version {needed}); older xsstsr would ignore it and compute another "
-            "network. Re-save the model with xsstsr.model.new_metadata(), which sets the version."
+            f"{source}: format_version {version} was written by a newer xsstsr; this one "
+            f"reads 1..{FORMAT_VERSION}. Upgrade it: pip install -U xsstsr."
         )
 
 
@@ -207,6 +210,7 @@ def validate_metadata(metadata: Mapping[str, Any], source: str = "the weights") 
     """Check the metadata's keys, types and ranges; raise MetadataError naming the problem."""
     if not isinstance(metadata, Mapping):
         raise MetadataError(f"{source}: metadata must be a JSON object.")
+    _check_format_version(metadata, source)
     _check_schema(metadata, METADATA_SCHEMA, f"{source}: metadata")
     _check_normalisation(metadata["normalisation"], source)
     _check_schema(metadata["architecture"], ARCHITECTURE_SCHEMA, f"{source}: architecture")
@@ -216,7 +220,7 @@ def validate_metadata(metadata: Mapping[str, Any], source: str = "the weights") 
         f"{source}: architecture",
         optional=True,
     )
-    _check_architecture_keys(metadata["architecture"], metadata["format_version"], source)
+    _check_architecture_keys(metadata["architecture"], source)
     conserve = metadata["architecture"].get("conserve", False)
     if not isinstance(conserve, bool):
         raise MetadataError(
@@ -317,5 +321,6 @@ def new_metadata(
         "xsstsr_version": __version__,
     }
     meta.update(extra)
+    meta["format_version"] = required_format_version(arch)  # never a caller's
     validate_metadata(meta, name)
     return meta

@@ -249,7 +249,8 @@ def train(
     meta["domain"] = data_domain(data)
     # the start counts by its weights (name, sha256), not by how it was chosen
     described = {
-        **{k: v for k, v in meta.items() if k != "xsstsr_version"},
+        # the architecture (hashed) sets the format version: a resume across it is the same fit
+        **{k: v for k, v in meta.items() if k not in ("xsstsr_version", "format_version")},
         "training": training_info,
     }
     fingerprint = hashlib.sha256(
