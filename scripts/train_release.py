@@ -14,8 +14,9 @@ Training data: ``scripts/build_training_data.py`` (synthetic boxes on the World 
 Atlas background and etopo coastlines, 112 of them or the variant's ``"boxes"``, coarse
 spacings 0.05 to 4 degrees, daily and monthly; with the variant's ``"real"`` option also
 the atlas itself at its 19 depths, real 2-degree truths whose inputs are 2 x factor
-degrees). Candidates are chosen on boxes of their own (``scripts/select_release.py``);
-held-out evaluation (``scripts/model_card.py``) uses other seeds and the real COADS and
+degrees: ``"real": N`` takes N windows a depth, spread in longitude, ``true`` one).
+Candidates are chosen on boxes of their own (``scripts/select_release.py``); held-out
+evaluation (``scripts/model_card.py``) uses other seeds and the real COADS and
 STR climatologies, which training never sees. ``--out DIR`` writes a candidate elsewhere
 than ``weights/``.
 """
@@ -49,7 +50,10 @@ VARIANTS: dict[str, tuple[float, dict, str]] = {
     # 0.886 -> 0.909 (worse). Then three times the synthetic boxes (336) and 24,000 steps:
     # on the selection boxes (scripts/select_release.py) 0.921 -> 0.902 x bicubic pooled,
     # 0.840 -> 0.785 box by box; adopted by that rule ({"architecture": {"scale_radius": 4}}
-    # on the same data gave 0.912 pooled, 0.762 box by box: not adopted)
+    # on the same data gave 0.912 pooled, 0.762 box by box: not adopted). Not adopted either:
+    # {"real": 2, "boxes": 504, "steps": 36000}, 0.904 pooled, 0.776 box by box; and
+    # {"architecture": {"features": 48}}, which diverged at lr=2e-3 (validation never beat
+    # step 0 in 9,600 steps)
     "sst-x4": (4.0, {"real": True, "boxes": 336, "steps": 24000}, "accurate"),
     # with the real boxes (inputs at 10 deg) and 12,000 steps: validation on that stack
     # 0.933 -> 0.730 x bicubic (synthetic blocks 0.850 -> 0.856)
