@@ -179,16 +179,14 @@ def training_truth(
 ) -> xr.Dataset:
     """The training stack for one factor, with the spacings and steps it spans in attrs;
     ``real=N`` adds :func:`woa_boxes` with N windows a depth (``True`` is one)."""
-    if isinstance(real, bool):
-        real = int(real)
-    if not isinstance(real, int) or real < 0:
+    if not isinstance(real, int) or real < 0:  # True, a bool, is 1
         raise ValueError(
             f"real must be a number of atlas windows a depth (0, 1, 2...), got {real!r}"
         )
     boxes = [box(seed, factor) for seed in seeds]
     spacings = [box_settings(seed)["spacing"] for seed in seeds]
     if real:
-        woa = woa_boxes(factor, windows=real)
+        woa = woa_boxes(factor, windows=int(real))
         boxes += woa
         spacings.append(WOA_SPACING * factor)
     out = stack(boxes)

@@ -308,7 +308,6 @@ def new_metadata(
     arch.update(architecture or {})
     meta = {
         "format": FORMAT,
-        "format_version": required_format_version(arch),
         "name": name,
         "factor": upsample / pool,
         "upsample": upsample,
@@ -321,6 +320,6 @@ def new_metadata(
         "xsstsr_version": __version__,
     }
     meta.update(extra)
-    meta["format_version"] = required_format_version(arch)  # never a caller's
+    meta["format_version"] = required_format_version(arch)  # set last: never a caller's
     validate_metadata(meta, name)
     return meta
