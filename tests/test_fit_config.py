@@ -360,6 +360,24 @@ def test_init_from_a_model_starts_from_its_weights(truth: xr.Dataset, tmp_path: 
     assert float(np.abs(fresh.state["tail.weight"]).max()) < 1e-6  # bicubic start, not init's
 
 
+def test_a_fine_tune_takes_its_start_s_rate_unless_lr_is_given(
+    truth: xr.Dataset, tmp_path: Path
+) -> None:
+    from xsstsr.training.config import DEFAULT_LR
+
+    scratch = quiet(truth, **TINY)
+    assert scratch.metadata["training"]["lr"] == DEFAULT_LR
+    slow = quiet(truth, **{**TINY, "lr": 3e-4})
+    assert slow.metadata["training"]["lr"] == 3e-4
+    path = slow.save(tmp_path / "slow.safetensors")
+    assert quiet(truth, **{**TINY, "init": path}).metadata["training"]["lr"] == 3e-4
+    given = quiet(truth, **{**TINY, "init": path, "lr": 1e-3})
+    assert given.metadata["training"]["lr"] == 1e-3
+    # a start trained faster than the from-scratch rate is fine-tuned at that rate at most
+    fast = quiet(truth, **{**TINY, "lr": 4e-3}).save(tmp_path / "fast.safetensors")
+    assert quiet(truth, **{**TINY, "init": fast}).metadata["training"]["lr"] == DEFAULT_LR
+
+
 def test_default_init_starts_from_the_released_model(truth: xr.Dataset) -> None:
     released = xsstsr.load_model("sst-x4")
     options = {k: v for k, v in TINY.items() if k != "init"}

@@ -35,6 +35,7 @@ LOSS_SCALE_MULTIPLIER = {"mse": 1.0, "gumbel": 0.5, "frechet": 20.0}
 
 # Generator steps a default fit aims for: enough passes over the record's area, within
 # bounds that keep a CPU fit of a small record to minutes. Early stopping ends it sooner.
+DEFAULT_LR = 2e-3  # from scratch; a fine-tune takes its start's rate, at most this
 DEFAULT_EPOCHS = 40
 MIN_STEPS = 600
 MAX_STEPS = 3000
@@ -72,8 +73,11 @@ class FitConfig:
         Patches per generator step (the global batch under torchrun).
     patch_size : int, optional
         Patch side in low-resolution cells; 24, or three quarters of a smaller grid.
-    lr : float
-        Adam learning rate of the generator and the critic (betas 0.0, 0.9).
+    lr : float, optional
+        Adam learning rate of the generator and the critic (betas 0.0, 0.9). Default:
+        2e-3 from scratch; when fine-tuning, the rate the starting model was trained
+        with (at most 2e-3): a wider network trained at a lower rate can diverge at
+        2e-3 (see the training study).
     lr_schedule : {"cosine", "constant", "linear"}
         ``"cosine"`` and ``"linear"`` decay the rate to a tenth of ``lr`` by the last step.
     warmup : int
@@ -156,7 +160,7 @@ class FitConfig:
     steps_per_epoch: int | None = None
     batch_size: int = 16
     patch_size: int | None = None
-    lr: float = 2e-3
+    lr: float | None = None
     lr_schedule: str = "cosine"
     warmup: int = 20
     n_critic: int = 1
@@ -302,8 +306,8 @@ def _validate(cfg: FitConfig) -> None:
     _integer(cfg, "warmup", 0)
     _integer(cfg, "patience", 1, optional=True)
     _integer(cfg, "seed", 0)
-    _real(cfg, "lr", positive=True, example=5e-4)
-    if cfg.lr > 1.0:
+    _real(cfg, "lr", positive=True, example=5e-4, optional=True)
+    if cfg.lr is not None and cfg.lr > 1.0:
         raise FitConfigError(
             f"lr={cfg.lr!r} would blow the weights up; Adam wants about 1e-4 to 1e-3: pass "
             "e.g. lr=5e-4."
@@ -454,13 +458,24 @@ def ema_decay(cfg: FitConfig, step: int) -> float:
     return min(cfg.ema, (1 + step) / (10 + step))
 
 
+def base_rate(lr: float | None, start_lr: Any = None) -> float:
+    """The peak rate of a fit: ``lr`` as given, else its start's training rate (capped at
+    :data:`DEFAULT_LR`), else :data:`DEFAULT_LR`."""
+    if lr is not None:
+        return float(lr)
+    if _is_number(start_lr) and math.isfinite(float(start_lr)) and float(start_lr) > 0:
+        return min(float(start_lr), DEFAULT_LR)
+    return DEFAULT_LR
+
+
 def learning_rate(cfg: FitConfig, step: int, total: int) -> float:
     """The rate at ``step`` (0-based) of ``total``: warm-up, then the schedule."""
+    lr = base_rate(cfg.lr)
     if cfg.warmup and step < cfg.warmup:
-        return cfg.lr * (step + 1) / (cfg.warmup + 1)
+        return lr * (step + 1) / (cfg.warmup + 1)
     progress = min(1.0, step / max(1, total - 1))
     if cfg.lr_schedule == "cosine":
-        return cfg.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
+        return lr * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
     if cfg.lr_schedule == "linear":
-        return cfg.lr * (1.0 - 0.9 * progress)
-    return cfg.lr
+        return lr * (1.0 - 0.9 * progress)
+    return lr

@@ -35,7 +35,15 @@ from ..models.metadata import new_metadata
 from ..nn.adversarial import critic_loss
 from ..nn.losses import pointwise_loss
 from .checkpoints import CHECKPOINT_STATE, flat_settings, load_checkpoint, save_checkpoint
-from .config import LOSS_SCALE_MULTIPLIER, FitConfig, ema_decay, learning_rate, resolve
+from .config import (
+    DEFAULT_LR,
+    LOSS_SCALE_MULTIPLIER,
+    FitConfig,
+    base_rate,
+    ema_decay,
+    learning_rate,
+    resolve,
+)
 from .data import (
     Batch,
     PatchSampler,
@@ -126,7 +134,7 @@ def _initial_model(cfg: FitConfig, data: TrainingData) -> Model | None:
 
 def _fail(step: int, what: str, value: float, cfg: FitConfig) -> TrainingError:
     causes = []
-    if cfg.lr > 2e-3:
+    if base_rate(cfg.lr) > DEFAULT_LR:
         causes.append(f"the learning rate is high (lr={cfg.lr:g}; try lr=5e-4)")
     if cfg.adv_weight > 0.1:
         causes.append(f"the adversarial weight is large (adv_weight={cfg.adv_weight:g})")
@@ -161,6 +169,9 @@ def train(
     local = cfg.batch_size // world
 
     init = _initial_model(cfg, data)
+    start_lr = init.metadata.get("training", {}).get("lr") if init is not None else None
+    cfg = cfg.replace(lr=base_rate(cfg.lr, start_lr))
+    lr = base_rate(cfg.lr)
     window = init.window if init is not None else (cfg.window or 3)
     nt, ny, nx = data.shape
     if window > nt:
@@ -229,7 +240,7 @@ def train(
         "steps_per_epoch": plan.steps_per_epoch,
         "batch_size": cfg.batch_size,
         "patch_size": sampler.patch,
-        "lr": cfg.lr,
+        "lr": lr,
         "lr_schedule": cfg.lr_schedule,
         "n_critic": cfg.n_critic,
         "gp_weight": cfg.gp_weight,
@@ -271,8 +282,8 @@ def train(
         from torch.nn.parallel import DistributedDataParallel
 
         gen_step = DistributedDataParallel(gen)
-    opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.0, 0.9))
-    opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.0, 0.9))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.0, 0.9))
     nets = {"generator": gen, "critic": critic, "best": best_gen}
     if average is not None:
         nets["average"] = average
