@@ -336,6 +336,33 @@ def test_non_finite_loss_stops_with_a_typed_error(
     assert json.loads((ckpt / "xsstsr-checkpoint.json").read_text())["step"] == 2
 
 
+def test_divergence_compares_the_first_and_last_steps_medians() -> None:
+    from xsstsr.training.loop import divergence
+
+    settles = np.r_[np.full(50, 2.0), np.full(150, 0.5)]
+    assert divergence(settles) is None
+    grows = np.r_[np.full(50, 1.0), np.full(100, 3.0), np.full(50, 12.0)]
+    assert divergence(grows) == (1.0, 12.0)
+    assert divergence(np.r_[np.full(50, 1.0), np.full(50, 9.0)]) is None  # under 10 x
+    assert divergence(np.r_[np.ones(10), np.full(20, 1e6)]) is None  # too short to judge
+    # a step with a non-finite loss is left out (a fit stops on one; resumed histories)
+    assert divergence(np.r_[np.ones(40), [np.nan], np.full(40, 50.0)]) == (1.0, 50.0)
+
+
+def test_a_finite_divergence_warns_and_returns_the_best_checkpoint(truth: xr.Dataset) -> None:
+    """lr=0.01 blows the pixel loss up by about 1e8 without a non-finite step."""
+    options = {**TINY, "steps": 120, "warmup": 20, "patience": None, "lr_schedule": "constant"}
+    with pytest.warns(xsstsr.DivergenceWarning, match=r"diverged at lr=0.01.*lr=0.0025"):
+        model = xsstsr.fit(truth, **{**options, "lr": 0.01})
+    assert model.validation is not None
+    assert model.validation["step"] < 60
+    assert all(np.isfinite(v).all() for v in model.state.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xsstsr.SkillWarning)
+        warnings.simplefilter("error", xsstsr.DivergenceWarning)  # checked first
+        xsstsr.fit(truth, **{**options, "lr": 1e-3})
+
+
 def test_absurd_data_is_refused_before_any_step(truth: xr.Dataset) -> None:
     """Values that would overflow the loss (1e30: a fill value) never reach a step."""
     broken = truth.copy(deep=True)

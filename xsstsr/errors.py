@@ -152,6 +152,11 @@ class SkillWarning(XsstsrWarning):
     """A fitted model's best validation score is no better than interpolation."""
 
 
+class DivergenceWarning(SkillWarning):
+    """A fit's pixel loss grew far above where it began: the fit diverged, and the model
+    returned is its best checkpoint from before (often the starting point)."""
+
+
 class DomainWarning(XsstsrWarning):
     """The input lies outside what the model was trained on (grid spacing, time step, SST)."""
 

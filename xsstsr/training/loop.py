@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import (
+    DivergenceWarning,
     DownloadError,
     InputDataError,
     ModelMismatchError,
@@ -61,6 +62,24 @@ MIN_IMPROVEMENT = 1e-3
 VALIDATION_PATCHES = 64
 SCALE_PATCHES = 128
 MIN_LOSS_SCALE = 1e-3  # kelvin: a record identical to its interpolation has no error scale
+DIVERGENCE_FACTOR = 10.0  # the last steps' median pixel loss over the first steps'
+DIVERGENCE_WINDOW = 50  # steps at each end (a quarter of a shorter fit; 10 at least)
+
+
+def divergence(pixel_losses: Any) -> tuple[float, float] | None:
+    """The medians of the pixel loss over a fit's first and last steps when the last is
+    :data:`DIVERGENCE_FACTOR` times the first or more (the fit diverged), else None.
+
+    A diverging Adam run can stay finite for thousands of steps: no step fails, the
+    validation never beats the start, and early stopping returns the start unchanged.
+    """
+    losses = np.asarray(pixel_losses, dtype=float)
+    losses = losses[np.isfinite(losses)]
+    n = min(DIVERGENCE_WINDOW, losses.size // 4)
+    if n < 10:
+        return None
+    first, last = float(np.median(losses[:n])), float(np.median(losses[-n:]))
+    return (first, last) if last >= DIVERGENCE_FACTOR * first else None
 
 
 def is_auto(init: Any) -> bool:
@@ -515,6 +534,17 @@ def train(
             "Try more data (a longer record or more regions), more steps= , loss='mse', or "
             "a smaller adv_weight=.",
             SkillWarning,
+        )
+    grown = divergence([r["pixel"] for r in history if "pixel" in r])
+    if rank == 0 and grown is not None:
+        best_step = int(loop["best_step"])
+        warn_user(
+            f"the pixel loss grew from {grown[0]:.3g} (median of the first steps) to "
+            f"{grown[1]:.3g} (the last): the fit diverged at lr={lr:g}. The model returned "
+            f"is the best checkpoint, step {best_step}"
+            f"{' (the starting point)' if best_step == 0 else ''}. Pass a smaller lr= "
+            f"(e.g. lr={lr / 4:g}).",
+            DivergenceWarning,
         )
     return model
 
