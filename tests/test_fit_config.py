@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -345,6 +346,7 @@ def test_divergence_compares_the_first_and_last_steps_medians() -> None:
     assert divergence(grows) == (1.0, 12.0)
     assert divergence(np.r_[np.full(50, 1.0), np.full(50, 9.0)]) is None  # under 10 x
     assert divergence(np.r_[np.ones(10), np.full(20, 1e6)]) is None  # too short to judge
+    assert divergence(np.zeros(200)) is None  # a loss that never moved did not grow
     # a step with a non-finite loss is left out (a fit stops on one; resumed histories)
     assert divergence(np.r_[np.ones(40), [np.nan], np.full(40, 50.0)]) == (1.0, 50.0)
 
@@ -357,6 +359,14 @@ def test_a_finite_divergence_warns_and_returns_the_best_checkpoint(truth: xr.Dat
     assert model.validation is not None
     assert model.validation["step"] < 60
     assert all(np.isfinite(v).all() for v in model.state.values())
+    # keep="last" returns the diverged weights, and the warning says so
+    with pytest.warns(xsstsr.SkillWarning) as caught:  # no better than bicubic, and diverged
+        last = xsstsr.fit(truth, **{**options, "lr": 0.01, "keep": "last"})
+    said = {w.category: str(w.message) for w in caught}
+    assert "it is the last step's weights" in said[xsstsr.SkillWarning]
+    assert re.search(r"last step's weights.*keep='best'", said[xsstsr.DivergenceWarning])
+    assert last.validation is not None
+    assert last.validation["step"] == 120
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", xsstsr.SkillWarning)
         warnings.simplefilter("error", xsstsr.DivergenceWarning)  # checked first

@@ -446,6 +446,20 @@ def test_a_released_start_resumes_however_it_was_named(truth: xr.Dataset, tmp_pa
     assert_same_state(first, again)
 
 
+def test_a_fine_tune_begun_at_the_former_default_rate_says_how_to_resume(
+    truth: xr.Dataset, tmp_path: Path
+) -> None:
+    # before lr defaulted to the start's rate, an unset lr was 2e-3 (sst-x4 trained at 1e-3)
+    kwargs = dict(TINY, init="sst-x4", steps_per_epoch=3, checkpoint_every=2, seed=4)
+    ckpt = tmp_path / "ckpt"
+    first = xsstsr.fit(truth, checkpoint_dir=ckpt, **dict(kwargs, lr=2e-3))
+    with pytest.raises(xsstsr.TrainingError, match=r"lr now defaults .*pass lr=0\.002") as err:
+        xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **kwargs)
+    assert "init=None" not in str(err.value)
+    again = xsstsr.fit(truth, checkpoint_dir=ckpt, resume=True, **dict(kwargs, lr=2e-3))
+    assert_same_state(first, again)
+
+
 def test_checkpoint_guards(truth: xr.Dataset, tmp_path: Path) -> None:
     kwargs = dict(TINY, steps_per_epoch=3, checkpoint_every=2, seed=4)
     ckpt = tmp_path / "ckpt"

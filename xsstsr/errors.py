@@ -153,8 +153,9 @@ class SkillWarning(XsstsrWarning):
 
 
 class DivergenceWarning(SkillWarning):
-    """A fit's pixel loss grew far above where it began: the fit diverged, and the model
-    returned is its best checkpoint from before (often the starting point)."""
+    """A fit's pixel loss grew far above where it began: the fit diverged. The model
+    returned is its best validation checkpoint (often the starting point), or with
+    ``keep="last"`` the diverged last weights."""
 
 
 class DomainWarning(XsstsrWarning):

@@ -317,7 +317,7 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
     from dataclasses import fields
 
     from ..nn.losses import LOSS_NAMES
-    from ..training.config import KEEP, LR_SCHEDULES, FitConfig
+    from ..training.config import DEFAULT_LR, KEEP, LR_SCHEDULES, FitConfig
 
     helps = _option_help()
     defaults = {f.name: f.default for f in fields(FitConfig)}
@@ -332,6 +332,11 @@ def _add_fit_options(parser: argparse.ArgumentParser) -> None:
         text = helps.get(name, "")
         if default is not None:
             text += f" (default {default})"
+        elif name == "lr":
+            text += (
+                f" (default {DEFAULT_LR:g} from scratch; a fine-tune takes the rate its start "
+                f"was trained with, at most {DEFAULT_LR:g})"
+            )
         if name == "resume":
             parser.add_argument(flag, action="store_true", default=None, help=text)
         elif name == "augment":

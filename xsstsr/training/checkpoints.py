@@ -113,10 +113,14 @@ def load_checkpoint(
     fingerprint: str,
     nets: Mapping[str, Any],
     optimizers: Mapping[str, Any],
-    hint: str = "",
+    hints: Mapping[str, str] | None = None,
     settings: Mapping[str, str] | None = None,
 ) -> tuple[int, list[dict[str, Any]], dict[str, Any]] | None:
-    """Restore the training state: (step, history, loop state); None when there is none."""
+    """Restore the training state: (step, history, loop state); None when there is none.
+
+    ``hints`` maps a setting's name (``"init"``) to advice; the refusal adds the first
+    one whose setting it names (or the first, when it names none).
+    """
     from safetensors.torch import load
 
     state_path = directory / CHECKPOINT_STATE
@@ -160,10 +164,15 @@ def load_checkpoint(
             if isinstance(then, dict) and then and changed
             else ""
         )
+        advice = [
+            text
+            for key, text in (hints or {}).items()
+            if text and (not what or any(key in k.split(".") for k in changed))
+        ]
         raise TrainingError(
             f"the checkpoint in {directory} was made by a different configuration or data"
             f"{what}; use another checkpoint_dir, or the same arguments as the first run."
-            + (f" {hint}" if hint and (not what or any("init" in k for k in changed)) else "")
+            + (f" {advice[0]}" if advice else "")
         )
     try:
         tensors = load(blob)

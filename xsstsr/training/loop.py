@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -79,7 +80,7 @@ def divergence(pixel_losses: Any) -> tuple[float, float] | None:
     if n < 10:
         return None
     first, last = float(np.median(losses[:n])), float(np.median(losses[-n:]))
-    return (first, last) if last >= DIVERGENCE_FACTOR * first else None
+    return (first, last) if first > 0 and last >= DIVERGENCE_FACTOR * first else None
 
 
 def is_auto(init: Any) -> bool:
@@ -188,7 +189,9 @@ def train(
     local = cfg.batch_size // world
 
     init = _initial_model(cfg, data)
-    start_lr = init.metadata.get("training", {}).get("lr") if init is not None else None
+    start_training = init.metadata.get("training") if init is not None else None
+    start_lr = start_training.get("lr") if isinstance(start_training, Mapping) else None
+    lr_given = cfg.lr is not None
     cfg = cfg.replace(lr=base_rate(cfg.lr, start_lr))
     lr = base_rate(cfg.lr)
     window = init.window if init is not None else (cfg.window or 3)
@@ -317,12 +320,21 @@ def train(
             fingerprint,
             nets,
             optimizers,
-            hint=(
-                f"This fit starts from {init.name!r} (init='auto'); pass init=None if the "
-                "first run started from scratch."
-                if init is not None and is_auto(cfg.init)
-                else ""
-            ),
+            hints={
+                "init": (
+                    f"This fit starts from {init.name!r} (init='auto'); pass init=None if "
+                    "the first run started from scratch."
+                    if init is not None and is_auto(cfg.init)
+                    else ""
+                ),
+                # a fine-tune begun before lr defaulted to its start's rate recorded 2e-3
+                "lr": (
+                    f"lr now defaults to the rate the start was trained with ({lr:g} here); "
+                    f"pass lr={DEFAULT_LR:g} to resume a fit begun with the former default."
+                    if init is not None and not lr_given and lr != DEFAULT_LR
+                    else ""
+                ),
+            },
             settings=settings,
         )
         if restored is not None:
@@ -527,23 +539,32 @@ def train(
     meta["validation"] = validation
     model = Model(state, meta, history=pd.DataFrame(history))
     if rank == 0 and not best_rmse < best_bicubic * (1 - MIN_IMPROVEMENT):
+        if cfg.keep == "last":
+            returned = "the last step's weights (keep='last')"
+        else:
+            returned = "the starting point" if loop["best_step"] == 0 else "the best checkpoint"
         warn_user(
             f"the fitted model is no better than bicubic interpolation on the validation "
-            f"steps (RMSE {best_rmse:.4f} K vs {best_bicubic:.4f} K); it is "
-            f"{'the starting point' if loop['best_step'] == 0 else 'the best checkpoint'}. "
+            f"steps (RMSE {best_rmse:.4f} K vs {best_bicubic:.4f} K); it is {returned}. "
             "Try more data (a longer record or more regions), more steps= , loss='mse', or "
             "a smaller adv_weight=.",
             SkillWarning,
         )
-    grown = divergence([r["pixel"] for r in history if "pixel" in r])
+    # with pixel_weight=0 (stations alone) the pixel loss is not trained and may drift
+    grown = divergence([r["pixel"] for r in history if "pixel" in r]) if cfg.pixel_weight else None
     if rank == 0 and grown is not None:
         best_step = int(loop["best_step"])
+        returned = (
+            f"the last step's weights (keep='last'), step {best_step}: pass keep='best' to "
+            "get the best validation checkpoint instead, or"
+            if cfg.keep == "last"
+            else f"the best validation checkpoint, step {best_step}"
+            f"{' (the starting point)' if best_step == 0 else ''}. Pass"
+        )
         warn_user(
             f"the pixel loss grew from {grown[0]:.3g} (median of the first steps) to "
             f"{grown[1]:.3g} (the last): the fit diverged at lr={lr:g}. The model returned "
-            f"is the best checkpoint, step {best_step}"
-            f"{' (the starting point)' if best_step == 0 else ''}. Pass a smaller lr= "
-            f"(e.g. lr={lr / 4:g}).",
+            f"is {returned} a smaller lr= (e.g. lr={lr / 4:g}).",
             DivergenceWarning,
         )
     return model
