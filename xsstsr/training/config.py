@@ -33,9 +33,10 @@ KEEP = ("best", "last")
 #: bowl (|e| << s z0 / a ~ 0.13), or its asymmetry drifts the field warm.
 LOSS_SCALE_MULTIPLIER = {"mse": 1.0, "gumbel": 0.5, "frechet": 20.0}
 
+DEFAULT_LR = 2e-3  # from scratch; a fine-tune takes its start's rate, at most this
+
 # Generator steps a default fit aims for: enough passes over the record's area, within
 # bounds that keep a CPU fit of a small record to minutes. Early stopping ends it sooner.
-DEFAULT_LR = 2e-3  # from scratch; a fine-tune takes its start's rate, at most this
 DEFAULT_EPOCHS = 40
 MIN_STEPS = 600
 MAX_STEPS = 3000

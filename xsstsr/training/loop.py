@@ -192,8 +192,8 @@ def train(
     start_training = init.metadata.get("training") if init is not None else None
     start_lr = start_training.get("lr") if isinstance(start_training, Mapping) else None
     lr_given = cfg.lr is not None
-    cfg = cfg.replace(lr=base_rate(cfg.lr, start_lr))
-    lr = base_rate(cfg.lr)
+    lr = base_rate(cfg.lr, start_lr)
+    cfg = cfg.replace(lr=lr)
     window = init.window if init is not None else (cfg.window or 3)
     nt, ny, nx = data.shape
     if window > nt:
