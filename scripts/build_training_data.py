@@ -16,6 +16,9 @@ libncarg-data`` and ``dpkg -x``, then point ``XSSTSR_FERRET_DIR`` and
 - etopo5 (5-minute topography): the real coastline of every box (land = elevation > 0);
 - for held-out evaluation only, never for training: COADS (``coads_climatology.cdf``)
   and NCL's STR climatology (``sstdata_netcdf.nc``), both monthly at 2 degrees.
+- for choosing between release candidates only (``scripts/select_release.py``), never
+  for training or reporting: the surface temperature of an ocean model (POP) in NCL's
+  ``pop.nc``, one mean state on a curvilinear grid of about 1 degree (:func:`pop_truth`).
 
 Each training box is :func:`xsstsr.datasets.synthetic_sst` on that background and coast,
 24 coarse cells a side, at a coarse spacing drawn from 0.05 to 4 degrees, daily or
@@ -212,6 +215,46 @@ def held_out_truth(factor: float, real: bool = True) -> dict[str, xr.Dataset]:
     str_clim = open_str(ncarg_dir() / "sstdata_netcdf.nc")
     records["str"] = crop_for(str_clim, factor)
     return records
+
+
+POP_SPACING = 2.0  # degrees, the grid the ocean model's surface is averaged onto
+
+
+def pop_truth(factor: float) -> xr.Dataset:
+    """A real-world selection field: the surface (5 m) temperature of an ocean model (POP,
+    NCL's ``pop.nc``, one mean state on a curvilinear grid of about 1 degree), averaged onto
+    a regular 2-degree grid, 60S..60N. A 2-degree cell is ocean where at least half of the
+    model cells whose centres fall in it are; its value is their ocean cells' mean. Neither
+    training, the model card nor the training study uses it: ``scripts/select_release.py``
+    chooses candidates on it beside the synthetic selection boxes."""
+    raw = xr.open_dataset(ncarg_dir() / "pop.nc", decode_times=False)
+    temp = raw["t"].values.astype("float64").ravel()
+    lat = raw["lat2d"].values.astype("float64").ravel()
+    lon = raw["lon2d"].values.astype("float64").ravel() % 360.0
+    lat_edges = np.arange(-60.0, 60.0 + POP_SPACING / 2, POP_SPACING)
+    lon_edges = np.arange(0.0, 360.0 + POP_SPACING / 2, POP_SPACING)
+    inside = (lat >= lat_edges[0]) & (lat < lat_edges[-1])
+    row = np.digitize(lat[inside], lat_edges) - 1
+    col = np.digitize(lon[inside], lon_edges) - 1
+    shape = (len(lat_edges) - 1, len(lon_edges) - 1)
+    cells = np.zeros(shape)
+    ocean = np.zeros(shape)
+    total = np.zeros(shape)
+    wet = np.isfinite(temp[inside])
+    np.add.at(cells, (row, col), 1.0)
+    np.add.at(ocean, (row[wet], col[wet]), 1.0)
+    np.add.at(total, (row[wet], col[wet]), temp[inside][wet])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.where(ocean >= 0.5 * cells, total / ocean, np.nan)
+    ds = xr.Dataset(
+        {"sst": (("time", "lat", "lon"), values[None].astype("float32"), {"units": "degC"})},
+        coords={
+            "time": [np.datetime64("2000-01-16")],
+            "lat": ("lat", lat_edges[:-1] + POP_SPACING / 2, {"standard_name": "latitude"}),
+            "lon": ("lon", lon_edges[:-1] + POP_SPACING / 2, {"standard_name": "longitude"}),
+        },
+    )
+    return crop_for(ds, factor)
 
 
 def open_str(path: Path) -> xr.Dataset:
