@@ -17,7 +17,7 @@ libncarg-data`` and ``dpkg -x``, then point ``XSSTSR_FERRET_DIR`` and
 - for held-out evaluation only, never for training: COADS (``coads_climatology.cdf``)
   and NCL's STR climatology (``sstdata_netcdf.nc``), both monthly at 2 degrees.
 - for choosing between release candidates only (``scripts/select_release.py``), never
-  for training or reporting: the surface temperature of an ocean model (POP) in NCL's
+  for training nor reported as skill: the surface temperature of an ocean model (POP) in NCL's
   ``pop.nc``, one mean state on a curvilinear grid of about 1 degree (:func:`pop_truth`).
 
 Each training box is :func:`xsstsr.datasets.synthetic_sst` on that background and coast,
@@ -224,18 +224,18 @@ def pop_truth(factor: float) -> xr.Dataset:
     """A real-world selection field: the surface (5 m) temperature of an ocean model (POP,
     NCL's ``pop.nc``, one mean state on a curvilinear grid of about 1 degree), averaged onto
     a regular 2-degree grid, 60S..60N. A 2-degree cell is ocean where at least half of the
-    model cells whose centres fall in it are; its value is their ocean cells' mean. Neither
-    training, the model card nor the training study uses it: ``scripts/select_release.py``
-    chooses candidates on it beside the synthetic selection boxes."""
+    model cells whose centres fall in it are; its value is the plain (unweighted) mean of
+    their ocean values. No model trains on it and no card or study reports it as skill:
+    ``scripts/select_release.py`` chooses candidates on it beside the synthetic boxes."""
     raw = xr.open_dataset(ncarg_dir() / "pop.nc", decode_times=False)
     temp = raw["t"].values.astype("float64").ravel()
-    lat = raw["lat2d"].values.astype("float64").ravel()
-    lon = raw["lon2d"].values.astype("float64").ravel() % 360.0
+    lat, lon = pop_cell_centres(raw["lat2d"].values, raw["lon2d"].values)
+    lat, lon = lat.ravel(), lon.ravel() % 360.0
     lat_edges = np.arange(-60.0, 60.0 + POP_SPACING / 2, POP_SPACING)
     lon_edges = np.arange(0.0, 360.0 + POP_SPACING / 2, POP_SPACING)
-    inside = (lat >= lat_edges[0]) & (lat < lat_edges[-1])
+    inside = (lat >= lat_edges[0]) & (lat < lat_edges[-1]) & np.isfinite(lon)
     row = np.digitize(lat[inside], lat_edges) - 1
-    col = np.digitize(lon[inside], lon_edges) - 1
+    col = np.minimum(np.digitize(lon[inside], lon_edges) - 1, len(lon_edges) - 2)
     shape = (len(lat_edges) - 1, len(lon_edges) - 1)
     cells = np.zeros(shape)
     ocean = np.zeros(shape)
@@ -255,6 +255,22 @@ def pop_truth(factor: float) -> xr.Dataset:
         },
     )
     return crop_for(ds, factor)
+
+
+def pop_cell_centres(ulat: np.ndarray, ulon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The temperature cells' centres of a POP grid from its velocity points (``pop.nc``
+    gives only those, "u-grid" latitudes and longitudes): each T cell's centre is the mean,
+    on the sphere, of the four U points at its corners (U(i, j) is its north-east corner;
+    the grid is periodic in i). The first row, which has no southern corners, is NaN."""
+    phi, lam = np.deg2rad(ulat.astype("float64")), np.deg2rad(ulon.astype("float64"))
+    xyz = np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
+    east = xyz + np.roll(xyz, 1, axis=-1)  # U(i, j) + U(i - 1, j)
+    centre = np.full_like(xyz, np.nan)
+    centre[:, 1:] = east[:, 1:] + east[:, :-1]  # and the row to the south
+    x, y, z = centre
+    lat = np.rad2deg(np.arctan2(z, np.hypot(x, y)))
+    lon = np.rad2deg(np.arctan2(y, x)) % 360.0
+    return lat, lon
 
 
 def open_str(path: Path) -> xr.Dataset:

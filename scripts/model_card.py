@@ -239,7 +239,10 @@ tile, for about 8 times the compute.
 Held-out data was never used in training or to choose settings: synthetic boxes of other
 seeds, and the real COADS and STR climatologies (2-degree truth; the inputs, their area
 averages by the factor, are coarser than most of the domain: read those rows as a test
-of how far the models carry).
+of how far the models carry). Release candidates are chosen on data of their own
+(`scripts/select_release.py`: synthetic boxes of other seeds and, since 2026-12-08, an
+ocean model's surface temperature); that rule gained its real field after these real
+records had twice shown the synthetic-only rule choosing the model that did worse on them.
 {real_models} also trained on another real record, the World Ocean Atlas at its 19
 depths at 2 degrees (inputs at 2 x factor degrees, inside their domain); it is an SST
 climatology like COADS and STR, which stay unseen. Scores are cell-area weighted RMSE

@@ -1,7 +1,7 @@
 """Choose between candidate generators of one factor on a selection set of their own.
 
 A release candidate is adopted or not on data that no model trains on and that no card
-or study reports: synthetic boxes of seeds of their own (8000-8049) and, since
+or study reports as skill: synthetic boxes of seeds of their own (8000-8049) and, since
 2026-12-08, one real-world field, an ocean model's surface temperature averaged to 2
 degrees (``pop.nc`` from NCL's data, see ``build_training_data.pop_truth``; inputs at
 ``2 * factor`` degrees, like the real records). The held-out data of
