@@ -230,7 +230,7 @@ def pop_truth(factor: float) -> xr.Dataset:
     raw = xr.open_dataset(ncarg_dir() / "pop.nc", decode_times=False)
     temp = raw["t"].values.astype("float64").ravel()
     lat, lon = pop_cell_centres(raw["lat2d"].values, raw["lon2d"].values)
-    lat, lon = lat.ravel(), lon.ravel() % 360.0
+    lat, lon = lat.ravel(), lon.ravel()
     lat_edges = np.arange(-60.0, 60.0 + POP_SPACING / 2, POP_SPACING)
     lon_edges = np.arange(0.0, 360.0 + POP_SPACING / 2, POP_SPACING)
     inside = (lat >= lat_edges[0]) & (lat < lat_edges[-1]) & np.isfinite(lon)

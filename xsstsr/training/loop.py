@@ -538,11 +538,12 @@ def train(
     meta["training"] = training_info
     meta["validation"] = validation
     model = Model(state, meta, history=pd.DataFrame(history))
+    best_step = int(loop["best_step"])
+    if cfg.keep == "last":
+        returned = "the last step's weights (keep='last')"
+    else:
+        returned = "the starting point" if best_step == 0 else "the best checkpoint"
     if rank == 0 and not best_rmse < best_bicubic * (1 - MIN_IMPROVEMENT):
-        if cfg.keep == "last":
-            returned = "the last step's weights (keep='last')"
-        else:
-            returned = "the starting point" if loop["best_step"] == 0 else "the best checkpoint"
         warn_user(
             f"the fitted model is no better than bicubic interpolation on the validation "
             f"steps (RMSE {best_rmse:.4f} K vs {best_bicubic:.4f} K); it is {returned}. "
@@ -551,20 +552,16 @@ def train(
             SkillWarning,
         )
     # with pixel_weight=0 (stations alone) the pixel loss is not trained and may drift
-    grown = divergence([r["pixel"] for r in history if "pixel" in r]) if cfg.pixel_weight else None
-    if rank == 0 and grown is not None:
-        best_step = int(loop["best_step"])
-        returned = (
-            f"the last step's weights (keep='last'), step {best_step}: pass keep='best' to "
-            "get the best validation checkpoint instead, or"
-            if cfg.keep == "last"
-            else f"the best validation checkpoint, step {best_step}"
-            f"{' (the starting point)' if best_step == 0 else ''}. Pass"
-        )
+    pixel = [r["pixel"] for r in history if "pixel" in r] if rank == 0 else []
+    grown = divergence(pixel) if cfg.pixel_weight else None
+    if grown is not None:
+        then = ". Pass"
+        if cfg.keep == "last":
+            then = ": pass keep='best' to get the best validation checkpoint instead, or"
         warn_user(
             f"the pixel loss grew from {grown[0]:.3g} (median of the first steps) to "
             f"{grown[1]:.3g} (the last): the fit diverged at lr={lr:g}. The model returned "
-            f"is {returned} a smaller lr= (e.g. lr={lr / 4:g}).",
+            f"is {returned}, step {best_step}{then} a smaller lr= (e.g. lr={lr / 4:g}).",
             DivergenceWarning,
         )
     return model
